@@ -1,0 +1,145 @@
+"""Build Settings from the YAML files of a config directory and the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config.errors import ConfigError
+from config.settings import CrawlSettings, Settings, SourceConfig
+from config.yamlfile import LocatedYaml, read_yaml
+
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent
+
+_SETTINGS_KEYS = {"data_dir", "log_format", "crawl", "rules_file"}
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    if err.get("type") == "extra_forbidden":
+        return "unknown field (a typo?)"
+    if err.get("type") == "missing":
+        return "required field is missing"
+    return msg.removeprefix("Value error, ")
+
+
+def _format_errors(
+    doc: LocatedYaml, exc: ValidationError, prefix: tuple[Any, ...], label: str
+) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or "(whole entry)"
+        line = doc.line_of((*prefix, *loc))
+        where = f"{doc.path}:{line}" if line else str(doc.path)
+        value = err.get("input")
+        shown = f" (got {value!r})" if err.get("type") != "missing" and not isinstance(
+            value, dict | list
+        ) else ""
+        out.append(f"{where}: {label}, field '{field}': {_describe(err)}{shown}")
+    return out
+
+
+def load_sources(path: Path) -> list[SourceConfig]:
+    """Validate every source in `path`; one bad entry fails the whole file with all problems."""
+    doc = read_yaml(path)
+    data = doc.data
+    if not isinstance(data, dict) or "sources" not in data:
+        raise ConfigError(f"{path}: expected a top-level 'sources:' list of source entries.")
+    unknown = set(data) - {"sources"}
+    if unknown:
+        raise ConfigError(
+            f"{path}:{doc.line_of((sorted(unknown)[0],))}: unknown top-level key "
+            f"{sorted(unknown)[0]!r}; only 'sources:' is allowed here."
+        )
+    entries = data["sources"] or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}:{doc.line_of(('sources',))}: 'sources' must be a list.")
+    problems: list[str] = []
+    sources: list[SourceConfig] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        line = doc.line_of(("sources", index))
+        if not isinstance(entry, dict):
+            problems.append(f"{path}:{line}: source #{index + 1} must be a mapping of fields.")
+            continue
+        label = f"source {entry.get('id')!r}" if entry.get("id") else f"source #{index + 1}"
+        try:
+            source = SourceConfig.model_validate(entry)
+        except ValidationError as exc:
+            problems.extend(_format_errors(doc, exc, ("sources", index), label))
+            continue
+        if source.id in seen:
+            problems.append(
+                f"{path}:{line}: {label}, field 'id': duplicate id (first used on line "
+                f"{seen[source.id]}); give each source its own id."
+            )
+            continue
+        seen[source.id] = line or 0
+        sources.append(source)
+    if problems:
+        raise ConfigError(
+            "invalid source configuration; nothing was crawled:\n  " + "\n  ".join(problems)
+        )
+    return sources
+
+
+def _settings_file(config_dir: Path) -> dict[str, Any]:
+    doc = read_yaml(config_dir / "settings.yaml", required=False)
+    data = doc.data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{doc.path}: expected a mapping of settings.")
+    unknown = sorted(set(data) - _SETTINGS_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{doc.path}:{doc.line_of((unknown[0],))}: unknown setting {unknown[0]!r}; "
+            f"known settings: {', '.join(sorted(_SETTINGS_KEYS))}."
+        )
+    if "crawl" in data:
+        try:
+            data["crawl"] = CrawlSettings.model_validate(data["crawl"] or {})
+        except ValidationError as exc:
+            raise ConfigError(
+                "invalid settings:\n  "
+                + "\n  ".join(_format_errors(doc, exc, ("crawl",), "crawl"))
+            ) from exc
+    return data
+
+
+def load_settings(
+    config_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """The effective settings: YAML in `config_dir`, then DWATCH_* variables in `env`.
+
+    Raises ConfigError naming the file, line, source and field of the first problem found.
+    """
+    env = os.environ if env is None else env
+    if config_dir is None:
+        config_dir = Path(env.get("DWATCH_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+    config_dir = config_dir.resolve()
+    if not config_dir.is_dir():
+        raise ConfigError(f"{config_dir}: config directory not found (--config / DWATCH_CONFIG_DIR).")
+    file_settings = _settings_file(config_dir)
+    data_dir = Path(env.get("DWATCH_DATA_DIR") or file_settings.get("data_dir") or "data")
+    data_dir = data_dir.expanduser().resolve()
+    database_url = env.get("DWATCH_DATABASE_URL") or f"sqlite:///{data_dir / 'dwatch.sqlite3'}"
+    rules_path = config_dir / str(file_settings.get("rules_file", "rules.yaml"))
+    if not rules_path.is_file() and config_dir != DEFAULT_CONFIG_DIR:
+        rules_path = DEFAULT_CONFIG_DIR / "rules.yaml"
+    log_format = env.get("DWATCH_LOG_FORMAT") or file_settings.get("log_format") or "text"
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"DWATCH_LOG_FORMAT={log_format!r}: use 'text' or 'json'.")
+    return Settings(
+        config_dir=config_dir,
+        data_dir=data_dir,
+        database_url=database_url,
+        archive_dir=data_dir / "archive",
+        rules_path=rules_path,
+        log_format=log_format,
+        crawl=file_settings.get("crawl") or CrawlSettings(),
+        sources=load_sources(config_dir / "sources.yaml"),
+    )

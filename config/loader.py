@@ -131,7 +131,7 @@ def load_settings(
     if not rules_path.is_file() and config_dir != DEFAULT_CONFIG_DIR:
         rules_path = DEFAULT_CONFIG_DIR / "rules.yaml"
     log_format = env.get("DWATCH_LOG_FORMAT") or file_settings.get("log_format") or "text"
-    if log_format not in ("text", "json"):
+    if log_format != "text" and log_format != "json":
         raise ConfigError(f"DWATCH_LOG_FORMAT={log_format!r}: use 'text' or 'json'.")
     return Settings(
         config_dir=config_dir,

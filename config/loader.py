@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -130,9 +130,14 @@ def load_settings(
     rules_path = config_dir / str(file_settings.get("rules_file", "rules.yaml"))
     if not rules_path.is_file() and config_dir != DEFAULT_CONFIG_DIR:
         rules_path = DEFAULT_CONFIG_DIR / "rules.yaml"
-    log_format = env.get("DWATCH_LOG_FORMAT") or file_settings.get("log_format") or "text"
-    if log_format != "text" and log_format != "json":
-        raise ConfigError(f"DWATCH_LOG_FORMAT={log_format!r}: use 'text' or 'json'.")
+    raw_format = env.get("DWATCH_LOG_FORMAT") or file_settings.get("log_format") or "text"
+    log_format: Literal["text", "json"]
+    if raw_format == "text":
+        log_format = "text"
+    elif raw_format == "json":
+        log_format = "json"
+    else:
+        raise ConfigError(f"DWATCH_LOG_FORMAT={raw_format!r}: use 'text' or 'json'.")
     return Settings(
         config_dir=config_dir,
         data_dir=data_dir,

@@ -1,0 +1,36 @@
+# The two commands of the README. Both set everything up from nothing (a virtualenv in .venv).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test setup lint demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: crawl every enabled default source into data/dwatch.sqlite3, then show the queue.
+run: $(STAMP)
+	-$(BIN)/dwatch crawl
+	$(BIN)/dwatch queue
+
+# The whole flow offline, on the bundled sample site.
+demo: $(STAMP)
+	$(BIN)/dwatch demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

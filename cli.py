@@ -1,0 +1,348 @@
+"""The `dwatch` command: crawl, review and export the defector-story candidate queue.
+
+Each command parses its options, calls one library function and reports; the work lives in
+crawler/, extract/, store/ and config/.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+from config import ConfigError, Settings, load_settings
+
+logger = logging.getLogger("dwatch")
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATUSES = ("new", "accepted", "rejected", "duplicate")
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "--config",
+        "config_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Config directory (sources.yaml, rules.yaml, settings.yaml). "
+        "Default: DWATCH_CONFIG_DIR or the packaged config/.",
+    )(func)
+
+
+def _settings(config_dir: Path | None) -> Settings:
+    try:
+        return load_settings(config_dir)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Any]:
+    """A store session on an up-to-date schema (commands that need the store upgrade it)."""
+    from store import make_engine, make_session_factory, upgrade_database
+    from store.errors import StoreError
+
+    try:
+        upgrade_database(settings.database_url)
+        engine = make_engine(settings.database_url)
+    except StoreError as exc:
+        raise click.ClickException(f"store {settings.masked()['database_url']}: {exc}") from exc
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _fmt_date(value: date | datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+
+
+def _table(headers: list[str], rows: Iterable[list[str]], out: IO[str] | None = None) -> None:
+    rows = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    click.echo(line.rstrip(), file=out)
+    click.echo("  ".join("-" * w for w in widths), file=out)
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def _setup_logging(settings: Settings | None, verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    if settings is not None and settings.log_format == "json":
+        fmt = '{"ts": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "msg": %(message)r}'
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option("0.1.0", prog_name="dwatch")
+@click.pass_context
+def main(ctx: click.Context, verbose: int) -> None:
+    """defector-watch: find newly published accounts of people who quit the Islamic State."""
+    ctx.obj = {"verbose": verbose}
+    _setup_logging(None, verbose)
+
+
+# ------------------------------------------------------------------------- crawling
+
+
+def print_run_summary(summary: Any) -> None:
+    rows = []
+    for source_id, st in summary.per_source.items():
+        rows.append([source_id, st.discovered, st.fetched, st.already_seen, st.extracted,
+                     st.flagged, st.errors, st.first_error or ""])
+    _table(["source", "discovered", "fetched", "seen", "extracted", "flagged", "errors", "first error"],
+           rows)
+    click.echo(f"run {summary.run_id}: {'ok' if summary.ok else 'nothing could be crawled'}")
+
+
+@main.command()
+@config_option
+@click.option("--source", "source_ids", multiple=True, metavar="ID", help="Only these sources.")
+def crawl(config_dir: Path | None, source_ids: tuple[str, ...]) -> None:
+    """Crawl every enabled source once into the store and print a summary per source."""
+    from crawler import CrawlError, run_crawl
+
+    settings = _settings(config_dir)
+    try:
+        summary = run_crawl(settings, list(source_ids) or None)
+    except CrawlError as exc:
+        raise click.ClickException(str(exc)) from exc
+    print_run_summary(summary)
+    if not summary.ok:
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+def rescore(config_dir: Path | None) -> None:
+    """Re-run extraction and the rules on every archived page (no network), after a rules change."""
+    from crawler import rescore as run_rescore
+
+    summary = run_rescore(_settings(config_dir))
+    click.echo(
+        f"rescored {summary.documents} archived pages with rules {summary.rules_version}: "
+        f"{summary.newly_flagged} newly flagged, {summary.unflagged} no longer flagged, "
+        f"{summary.changed} verdicts changed, {summary.errors} errors"
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@config_option
+def db_upgrade(config_dir: Path | None) -> None:
+    """Run the Alembic migrations up to the newest schema."""
+    from store import upgrade_database
+
+    settings = _settings(config_dir)
+    upgrade_database(settings.database_url)
+    click.echo(f"database at {settings.masked()['database_url']} is up to date")
+
+
+# ------------------------------------------------------------------------- the queue
+
+
+def _since(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+def print_queue(rows: list[Any]) -> None:
+    _table(
+        ["id", "score", "lang", "title", "source", "published", "url"],
+        [[r.id, f"{r.score:.2f}", r.lang or "-", (r.title or "")[:60], r.source_id,
+          _fmt_date(r.published), r.url] for r in rows],
+    )
+    click.echo(f"{len(rows)} candidate(s)")
+
+
+@main.command()
+@config_option
+@click.option("--status", type=click.Choice(STATUSES), default=None)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD")
+@click.option("--lang", default=None, help="ISO 639-1 code, e.g. ar")
+@click.option("--limit", type=int, default=200, show_default=True)
+def queue(config_dir: Path | None, status: str | None, since: datetime | None, lang: str | None,
+          limit: int) -> None:
+    """List candidates, newest first."""
+    from store import queue as q
+
+    with _session(_settings(config_dir)) as session:
+        rows = q.list_candidates(session, status=status, since=_since(since), lang=lang, limit=limit)
+    print_queue(rows)
+
+
+def _context(text: str, start: int, end: int, width: int = 40) -> str:
+    left = text[max(0, start - width):start].replace("\n", " ")
+    right = text[end:end + width].replace("\n", " ")
+    return f"...{left}[{text[start:end]}]{right}..."
+
+
+@main.command()
+@config_option
+@click.argument("candidate_id", type=int)
+def show(config_dir: Path | None, candidate_id: int) -> None:
+    """Show one candidate: text, score, matched terms in context, provenance, decisions."""
+    from extract import scored_text
+    from store import queue as q
+
+    with _session(_settings(config_dir)) as session:
+        c = q.get_candidate(session, candidate_id)
+    if c is None:
+        raise click.ClickException(f"no candidate {candidate_id}; `dwatch queue` lists them")
+    verdict = c.verdict or {}
+    analysed = scored_text(c.title, c.text or "")
+    click.echo(f"#{c.id}  {c.title}\n{c.url}")
+    click.echo(f"published {_fmt_date(c.published)}  queued {_fmt_date(c.queued_at)}  "
+               f"lang {c.lang}  score {c.score:.2f}  status {c.status}")
+    if verdict.get("narratives"):
+        click.echo("narratives: " + ", ".join(verdict["narratives"]))
+    click.echo(f"\nwhy: {verdict.get('explanation', '')}")
+    for part in verdict.get("contributions", []) + verdict.get("negatives", []):
+        click.echo(f"  {part['weight']:+.2f}  {part['rule']}: {part['reason']}")
+    click.echo("\nmatched terms:")
+    for m in verdict.get("matches", []):
+        click.echo(f"  {m['rule']:<22} {m['term']!r:<24} {_context(analysed, m['start'], m['end'])}")
+    click.echo("\nprovenance:")
+    for key, value in c.provenance.items():
+        click.echo(f"  {key:<18} {value}")
+    if c.decisions:
+        click.echo("\ndecisions:")
+        for d in c.decisions:
+            click.echo(f"  {d.decided_at:%Y-%m-%d %H:%M} {d.decision:<9} by {d.decided_by or '-'}"
+                       f"  {d.note or ''}")
+    for label, items in (("verbatim copies", c.duplicates), ("same story", c.story)):
+        if items:
+            click.echo(f"\n{label}:")
+            for item in items:
+                click.echo(f"  {item}")
+    click.echo("\n" + (c.text or ""))
+
+
+@main.command()
+@config_option
+@click.argument("candidate_id", type=int)
+@click.argument("decision", type=click.Choice(["accept", "reject", "duplicate"]))
+@click.option("--note", default=None)
+@click.option("--by", "by", default=None, help="Who decided (default: $USER).")
+def review(config_dir: Path | None, candidate_id: int, decision: str, note: str | None,
+           by: str | None) -> None:
+    """Record a decision on a candidate (the history is kept)."""
+    import getpass
+
+    from store import queue as q
+    from store.errors import DecisionError
+
+    with _session(_settings(config_dir)) as session:
+        try:
+            row = q.record_decision(session, candidate_id, decision, note=note,
+                                    by=by or getpass.getuser())
+        except DecisionError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"candidate {candidate_id}: {row.decision} by {row.decided_by} at "
+               f"{row.decided_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"not serialisable: {type(value).__name__}")
+
+
+@main.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--status", type=click.Choice(STATUSES), default=None)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
+def export(config_dir: Path | None, fmt: str, status: str | None, since: datetime | None,
+           output: IO[str]) -> None:
+    """Export candidates with their provenance as CSV or JSON Lines."""
+    from store import queue as q
+
+    count = 0
+    with _session(_settings(config_dir)) as session:
+        rows = q.iter_export(session, status=status, since=_since(since))
+        writer: csv.DictWriter[str] | None = None
+        for row in rows:
+            if fmt == "jsonl":
+                output.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+            else:
+                if writer is None:
+                    writer = csv.DictWriter(output, fieldnames=list(row), lineterminator="\n")
+                    writer.writeheader()
+                writer.writerow({k: _csv_value(v) for k, v in row.items()})
+            count += 1
+    click.echo(f"exported {count} candidate(s)", err=True)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list | dict | tuple):
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return value
+
+
+# ------------------------------------------------------------------------- no store needed
+
+
+@main.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def classify(config_dir: Path | None, fmt: str, files: tuple[Path, ...]) -> None:
+    """Run extraction, language detection and the rules on saved HTML or .txt files."""
+    from extract import RulesError, classify_file, load_rules
+
+    settings = _settings(config_dir)
+    try:
+        ruleset = load_rules(settings.rules_path)
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in files:
+        result = classify_file(path, ruleset)
+        result = {"path": str(path), **result}
+        if fmt == "jsonl":
+            click.echo(json.dumps(result, ensure_ascii=False, default=_json_default))
+        else:
+            mark = "FLAG" if result["flagged"] else "    "
+            click.echo(f"{mark} {result['score']:.2f} {result['lang']:<3} {path}  {result['title'] or ''}")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the demo database and archive go (default: a fresh temporary directory).")
+@click.option("--serve/--no-serve", default=False,
+              help="Keep the sample site running after the crawl until Ctrl-C.")
+def demo(data_dir: Path | None, serve: bool) -> None:
+    """Serve the bundled sample site on 127.0.0.1, crawl it into a fresh database, print the queue."""
+    from demo.run import run_demo
+
+    outcome = run_demo(data_dir, keep_serving=serve, echo=click.echo)
+    print_run_summary(outcome.summary)
+    click.echo("")
+    print_queue(outcome.queue)
+    click.echo(outcome.check)
+    if not outcome.ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

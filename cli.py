@@ -303,13 +303,45 @@ def _csv_value(value: Any) -> Any:
 # ------------------------------------------------------------------------- no store needed
 
 
+def classify_file(path: Path, ruleset: Any) -> dict[str, Any]:
+    """The `dwatch classify` record of one saved .html or .txt file."""
+    from extract import analyse_page, analyse_text
+
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        return {"flagged": False, "score": 0.0, "lang": None, "title": None, "matches": [],
+                "narratives": [], "error": f"cannot read {path}: {exc.strerror or exc}"}
+    if path.suffix.lower() == ".txt":
+        analysis = analyse_text(body.decode("utf-8", errors="replace"), None, ruleset)
+    else:
+        analysis = analyse_page(body, path.resolve().as_uri(), None, ruleset)
+    verdict = analysis.verdict
+    result: dict[str, Any] = {
+        "flagged": bool(verdict and verdict.flagged),
+        "score": round(verdict.score, 4) if verdict else 0.0,
+        "lang": analysis.lang.lang if analysis.lang else None,
+        "title": analysis.article.title if analysis.article else None,
+        "matches": [{"term": m.term, "rule": m.rule, "start": m.start, "end": m.end}
+                    for m in (verdict.matches if verdict else ())],
+        "narratives": list(verdict.narratives) if verdict else [],
+    }
+    if verdict is not None:
+        result["explanation"] = verdict.explanation
+        result["rules_version"] = verdict.rules_version
+    if analysis.skip is not None:
+        result["skipped"] = analysis.skip.reason
+        result["detail"] = analysis.skip.detail
+    return result
+
+
 @main.command()
 @config_option
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "text"]), default="jsonl", show_default=True)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 def classify(config_dir: Path | None, fmt: str, files: tuple[Path, ...]) -> None:
     """Run extraction, language detection and the rules on saved HTML or .txt files."""
-    from extract import RulesError, classify_file, load_rules
+    from extract import RulesError, load_rules
 
     settings = _settings(config_dir)
     try:
@@ -317,13 +349,13 @@ def classify(config_dir: Path | None, fmt: str, files: tuple[Path, ...]) -> None
     except RulesError as exc:
         raise click.ClickException(str(exc)) from exc
     for path in files:
-        result = classify_file(path, ruleset)
-        result = {"path": str(path), **result}
+        result = {"path": str(path), **classify_file(path, ruleset)}
         if fmt == "jsonl":
             click.echo(json.dumps(result, ensure_ascii=False, default=_json_default))
         else:
             mark = "FLAG" if result["flagged"] else "    "
-            click.echo(f"{mark} {result['score']:.2f} {result['lang']:<3} {path}  {result['title'] or ''}")
+            click.echo(f"{mark} {result['score']:.2f} {result['lang'] or '-':<3} {path}  "
+                       f"{result['title'] or result.get('skipped', '')}")
 
 
 @main.command()

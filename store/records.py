@@ -105,3 +105,126 @@ class SourceRunStats:
     flagged: int = 0
     errors: int = 0
     first_error: str | None = None
+
+
+# ---------------------------------------------------------------- what the store hands back
+
+
+@dataclass(frozen=True)
+class ArchivedResponse:
+    """A response read back from the WARC archive, as the crawler stored it.
+
+    ``body`` is the decoded body Scrapy gave the crawler (Content-Encoding already undone);
+    ``headers`` are the response headers as fetched, in order.
+    """
+
+    url: str                               # WARC-Target-URI: the final URL
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    requested_url: str | None = None       # WARC-Requested-URI when it differed, else the URL
+    fetched_at: datetime | None = None     # WARC-Date, tz-aware UTC
+    record_id: str | None = None
+    ref: ArchiveRef | None = None          # where the record lives (set by iter_records)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class CandidateRow:
+    """One line of the review queue."""
+
+    id: int
+    document_id: int
+    status: str                  # new | accepted | rejected | duplicate | unflagged
+    score: float | None
+    lang: str | None
+    title: str | None
+    url: str                     # final URL of the fetched page
+    canonical_url: str
+    source_id: str
+    published: datetime | None
+    queued_at: datetime
+    story_id: int | None
+    story_size: int = 1          # candidates in the same story (near-copies), this one included
+    duplicate_count: int = 0     # verbatim copies found at other URLs
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    id: int
+    candidate_id: int
+    decision: str                # accept | reject | duplicate
+    status: str                  # the candidate status it set
+    note: str | None
+    decided_by: str | None
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class DocumentSummary:
+    """Another stored page related to a candidate (a verbatim copy or a story member)."""
+
+    document_id: int
+    url: str
+    title: str | None
+    source_id: str
+    published: datetime | None
+    fetched_at: datetime
+    candidate_id: int | None = None
+    status: str | None = None    # the candidate's status, when it is one
+
+
+@dataclass(frozen=True)
+class CandidateDetail:
+    """Everything a researcher sees about one candidate."""
+
+    id: int
+    document_id: int
+    status: str
+    score: float | None
+    lang: str | None
+    title: str | None
+    url: str
+    canonical_url: str
+    source_id: str
+    author: str | None
+    sitename: str | None
+    published: datetime | None
+    queued_at: datetime
+    fetched_at: datetime
+    text: str | None
+    verdict: dict[str, Any] | None           # Verdict.to_dict(), matches included
+    provenance: dict[str, Any]               # Provenance.to_dict()
+    decisions: tuple[DecisionRow, ...]       # oldest first
+    duplicates: tuple[DocumentSummary, ...]  # verbatim copies linked to this page
+    story_id: int | None
+    story: tuple[DocumentSummary, ...]       # story members (this one included), earliest first
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    sources: tuple[str, ...]
+    per_source: dict[str, SourceRunStats] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RescoreItem:
+    """A stored document whose raw response can be re-analysed from the archive."""
+
+    document_id: int
+    provenance: Provenance       # provenance.archive is set
+    archive: ArchiveRef
+    candidate_id: int | None
+    candidate_status: str | None

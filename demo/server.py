@@ -199,6 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128   # a crawler opens many connections at once; 5 makes them wait
     owner: FixtureServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -231,7 +232,7 @@ class FixtureServer:
         self.port = int(httpd.server_address[1])
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
             name=f"fixture-server-{self.port}", daemon=True,
         )
         self._thread.start()

@@ -231,7 +231,9 @@ def show(config_dir: Path | None, candidate_id: int) -> None:
         if items:
             click.echo(f"\n{label}:")
             for item in items:
-                click.echo(f"  {item}")
+                queued = f"  candidate #{item.candidate_id} ({item.status})" if item.candidate_id else ""
+                click.echo(f"  {_fmt_date(item.published or item.fetched_at)}  {item.source_id:<16} "
+                           f"{item.url}{queued}")
     click.echo("\n" + (c.text or ""))
 
 

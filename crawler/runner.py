@@ -1,0 +1,208 @@
+"""`run_crawl`: one crawl of the configured sources, in ONE Scrapy `CrawlerProcess`.
+
+Each enabled source gets its own crawler (the spider class by ``source.kind``), all in the
+same process and reactor, sharing the store, the WARC archive, the loaded rules and the run
+id. The call blocks until every crawler is done. **Call it once per process**: Twisted's
+reactor cannot be restarted, so a second call raises `CrawlError`; the scheduler, the CLI
+and the tests run each crawl in a fresh process.
+
+    python -m crawler.runner --config DIR [--source ID ...]   # prints the summary as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scrapy.crawler import Crawler, CrawlerProcess
+
+from crawler import runstats
+from crawler.context import CONTEXT_SETTING, SOURCE_SETTING, RunContext
+from crawler.errors import CrawlError
+from crawler.settings import scrapy_settings
+from crawler.spiders import SPIDERS_BY_KIND
+from store.records import SourceRunStats
+
+if TYPE_CHECKING:
+    from twisted.python.failure import Failure
+
+    from config import Settings, SourceConfig
+    from extract import RuleSet
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RunSummary", "load_ruleset", "main", "run_crawl", "select_sources"]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    per_source: dict[str, SourceRunStats]
+    status: str            # "ok" (no errors) | "partial" (some errors) | "failed" (nothing crawled)
+    rules_version: str
+
+    @property
+    def ok(self) -> bool:
+        """False only when nothing could be crawled at all (the CLI then exits non-zero)."""
+        return self.status != "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "ok": self.ok,
+            "rules_version": self.rules_version,
+            "per_source": {sid: asdict(st) for sid, st in self.per_source.items()},
+        }
+
+
+def select_sources(settings: Settings, source_ids: Sequence[str] | None) -> list[SourceConfig]:
+    """The sources to crawl: the given ids (even disabled ones), or every enabled source."""
+    if not source_ids:
+        chosen = settings.enabled_sources()
+        if not chosen:
+            raise CrawlError(
+                f"no enabled source in {settings.config_dir / 'sources.yaml'}; "
+                "add one or set 'enabled: true'"
+            )
+        return chosen
+    known = {s.id: s for s in settings.sources}
+    unknown = [sid for sid in source_ids if sid not in known]
+    if unknown:
+        raise CrawlError(
+            f"unknown source id(s): {', '.join(unknown)}; known ids: {', '.join(sorted(known)) or '(none)'}"
+        )
+    return [known[sid] for sid in dict.fromkeys(source_ids)]
+
+
+def load_ruleset(settings: Settings) -> RuleSet:
+    from extract import RulesError, load_rules
+
+    try:
+        return load_rules(settings.rules_path)
+    except RulesError as exc:
+        raise CrawlError(f"cannot load the rules: {exc}") from exc
+    except OSError as exc:
+        raise CrawlError(f"cannot read the rules file {settings.rules_path}: {exc}") from exc
+
+
+def _reactor_already_ran() -> bool:
+    reactor = sys.modules.get("twisted.internet.reactor")
+    return bool(getattr(reactor, "_startedBefore", False))
+
+
+def _crawl_crashed(stats_by_source: dict[str, str], source_id: str, failure: Failure) -> None:
+    logger.error("crawler of source %s crashed: %s", source_id, failure.getTraceback())
+    stats_by_source[source_id] = f"crawler crashed: {failure.getErrorMessage()}"
+
+
+def _stats_of(crawler: Crawler) -> dict[str, Any]:
+    """The crawler's stats; empty when it crashed before its stats collector existed."""
+    collector = crawler._stats  # the public attribute raises RuntimeError until the crawl starts
+    return dict(collector.get_stats()) if collector is not None else {}
+
+
+def _run_status(per_source: dict[str, SourceRunStats]) -> str:
+    worked = [st for st in per_source.values() if st.fetched > 0 or st.errors == 0]
+    if not worked:
+        return "failed"
+    return "ok" if all(st.errors == 0 for st in per_source.values()) else "partial"
+
+
+def run_crawl(
+    settings: Settings, source_ids: Sequence[str] | None = None, *, run_kind: str = "crawl"
+) -> RunSummary:
+    """Crawl the sources once into the store; blocks; once per process (see the module doc)."""
+    from store import StoreError, WarcArchive, make_engine, make_session_factory, queue, upgrade_database
+
+    if _reactor_already_ran():
+        raise CrawlError(
+            "run_crawl can run only once per process (Twisted's reactor cannot restart); "
+            "start each crawl in a new process"
+        )
+    sources = select_sources(settings, source_ids)
+    ruleset = load_ruleset(settings)
+    try:
+        upgrade_database(settings.database_url)
+        engine = make_engine(settings.database_url)
+    except StoreError as exc:
+        raise CrawlError(f"store {settings.masked()['database_url']}: {exc}") from exc
+    try:
+        session_factory = make_session_factory(engine)
+        with session_factory() as session:
+            run_id = queue.start_run(session, kind=run_kind, sources=[s.id for s in sources])
+        context = RunContext(
+            run_id=run_id,
+            session_factory=session_factory,
+            archive=WarcArchive(settings.archive_dir),
+            ruleset=ruleset,
+            crawl=settings.crawl,
+        )
+        crashed: dict[str, str] = {}
+        crawlers: dict[str, Crawler] = {}
+        status = "failed"
+        per_source: dict[str, SourceRunStats] = {}
+        try:
+            # Scrapy's own log handler only when the caller configured no logging
+            install = not logging.getLogger().handlers
+            process = CrawlerProcess(scrapy_settings(settings.crawl, install_log_handler=install))
+            for source in sources:
+                crawler = process.create_crawler(SPIDERS_BY_KIND[source.kind])
+                crawler.settings.set(SOURCE_SETTING, source, priority="cmdline")
+                crawler.settings.set(CONTEXT_SETTING, context, priority="cmdline")
+                deferred = process.crawl(crawler)
+                deferred.addErrback(functools.partial(_crawl_crashed, crashed, source.id))
+                crawlers[source.id] = crawler
+            process.start()
+            for source_id, crawler in crawlers.items():
+                per_source[source_id] = runstats.source_run_stats(_stats_of(crawler))
+                if source_id in crashed:
+                    row = per_source[source_id]
+                    row.errors += 1
+                    row.first_error = row.first_error or crashed[source_id]
+            status = _run_status(per_source)
+        finally:
+            with session_factory() as session:
+                queue.finish_run(session, run_id, per_source=per_source, status=status)
+            close = getattr(context.archive, "close", None)
+            if callable(close):
+                close()
+    finally:
+        engine.dispose()
+    return RunSummary(run_id=run_id, per_source=per_source, status=status, rules_version=ruleset.version)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one crawl (or rescore) and print its summary as JSON; exit 1 when nothing was crawled."""
+    from config import ConfigError, load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m crawler.runner", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=None, help="config directory")
+    parser.add_argument("--source", action="append", default=None, metavar="ID", help="only this source")
+    parser.add_argument("--rescore", action="store_true", help="re-analyse the archive instead of crawling")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.config)
+        if args.rescore:
+            from crawler.rescore import rescore
+
+            print(json.dumps(rescore(settings).to_dict()))
+            return 0
+        summary = run_crawl(settings, args.source)
+    except (ConfigError, CrawlError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.to_dict()))
+    return 0 if summary.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,247 @@
+"""The base spider: one source, its source documents and the article requests they lead to.
+
+Spiders only discover and fetch. Subclasses read their source documents (feeds, sitemaps,
+listing pages) with `extract/` parsers and call `article_request` for each article link;
+this class turns article responses, 4xx/5xx pages and download failures into
+`FetchedPage` items, and failures of source documents into counted source errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import scrapy
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from crawler import runstats
+from crawler.context import source_from
+from crawler.errors import RefusedUrl, SkippedRequest
+from crawler.fingerprint import canonical_or_none
+from crawler.items import Discovery, FetchedPage
+from crawler.settings import ARTICLE_ERROR_STATUSES
+from extract import same_site
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.crawler import Crawler
+    from scrapy.statscollectors import StatsCollector
+
+    from config import SourceConfig
+    from store.records import Channel
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SourceSpider", "describe_failure", "status_text"]
+
+
+def status_text(status: int) -> str:
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def describe_failure(failure: Failure) -> str:
+    """One line for a failed request: the exception's type and message."""
+    exc = failure.value
+    if isinstance(exc, HttpError):
+        return status_text(exc.response.status)
+    message = str(exc).strip() or failure.getErrorMessage()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _header_pairs(headers: Any) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for key, values in headers.items():
+        name = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        for value in values:
+            pairs.append((name, value.decode("latin-1") if isinstance(value, bytes) else str(value)))
+    return tuple(pairs)
+
+
+def _requested_url(response: Response) -> str:
+    request = response.request
+    if request is None:
+        return response.url
+    chain = request.meta.get("redirect_urls") or [request.url]
+    return str(chain[0])
+
+
+class SourceSpider(scrapy.Spider):
+    """Crawls one configured source (``DWATCH_SOURCE`` in the crawler settings)."""
+
+    channel: ClassVar[Channel]
+    source_label: ClassVar[str] = "source"         # how source documents are named in errors
+    same_site_by_default: ClassVar[bool] = False   # article links must be on the source's site
+
+    def __init__(self, source: SourceConfig, max_articles: int, **kwargs: Any) -> None:
+        super().__init__(name=source.id, **kwargs)
+        self.source = source
+        self.max_articles = source.max_articles or max_articles
+        self._allow = [re.compile(p) for p in source.allow_patterns]
+        self._deny = [re.compile(p) for p in source.deny_patterns]
+        self._discovered: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        kwargs.setdefault("source", source_from(crawler.settings))
+        kwargs.setdefault("max_articles", crawler.settings.getint("DWATCH_MAX_ARTICLES", 200))
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        return spider
+
+    @property
+    def stats(self) -> StatsCollector:
+        return self.crawler.stats
+
+    # ------------------------------------------------------------ source documents
+
+    def source_request(
+        self, url: str, callback: Callable[..., Any], **cb_kwargs: Any
+    ) -> scrapy.Request:
+        """A request for a feed, sitemap, robots.txt or listing page of this source."""
+        return scrapy.Request(
+            url,
+            callback=callback,
+            errback=self.source_failed,
+            cb_kwargs=cb_kwargs,
+            meta={"dwatch_role": "source"},
+        )
+
+    def source_error(self, url: str, reason: str) -> None:
+        runstats.record_error(self.stats, f"{self.source_label} {url}: {reason}")
+
+    def source_ok(self) -> None:
+        self.stats.inc_value(runstats.SOURCE_OK)
+
+    def source_failed(self, failure: Failure) -> None:
+        request = getattr(failure, "request", None)
+        url = request.url if request is not None else "?"
+        exc = failure.value
+        if isinstance(exc, HttpError):
+            reason = status_text(exc.response.status)
+        elif isinstance(exc, RefusedUrl):
+            reason = str(exc)
+        elif isinstance(exc, IgnoreRequest):
+            reason = f"not fetched: {exc}"
+        else:
+            reason = f"cannot fetch: {describe_failure(failure)}"
+        self.source_error(url, reason)
+
+    # ------------------------------------------------------------ article links
+
+    def accepts(self, url: str, page_url: str) -> bool:
+        """Allow/deny patterns; with no allow pattern, listings keep to their own site."""
+        if any(p.search(url) for p in self._deny):
+            return False
+        if self._allow:
+            return any(p.search(url) for p in self._allow)
+        return same_site(url, page_url) if self.same_site_by_default else True
+
+    def article_request(
+        self,
+        url: str,
+        *,
+        discovered_from: str,
+        entry_id: str | None = None,
+        entry_title: str | None = None,
+        entry_published: datetime | None = None,
+    ) -> scrapy.Request | None:
+        """The request for one discovered article link, or None (filtered or seen in this spider)."""
+        canonical = canonical_or_none(url)
+        if canonical is None:
+            self.stats.inc_value(runstats.FILTERED)
+            logger.debug("%s: ignoring link %r (not an absolute http(s) URL)", self.name, url)
+            return None
+        if not self.accepts(url, discovered_from):
+            self.stats.inc_value(runstats.FILTERED)
+            return None
+        if canonical in self._discovered:
+            return None
+        self._discovered.add(canonical)
+        self.stats.inc_value(runstats.DISCOVERED)
+        discovery = Discovery(
+            source_id=self.source.id,
+            channel=self.channel,
+            discovered_from=discovered_from,
+            entry_id=entry_id,
+            entry_title=entry_title,
+            entry_published=entry_published,
+        )
+        return scrapy.Request(
+            url,
+            callback=self.parse_article,
+            errback=self.article_failed,
+            cb_kwargs={"discovery": discovery},
+            meta={
+                "dwatch_role": "article",
+                "handle_httpstatus_list": list(ARTICLE_ERROR_STATUSES),
+            },
+        )
+
+    # ------------------------------------------------------------ article outcomes
+
+    def parse_article(self, response: Response, discovery: Discovery) -> FetchedPage:
+        self.stats.inc_value(runstats.FETCHED)
+        page = self._page(response, discovery)
+        if page.failed:
+            runstats.record_error(self.stats, f"article {response.url}: {page.error_detail}")
+        return page
+
+    def article_failed(self, failure: Failure) -> FetchedPage | None:
+        exc = failure.value
+        if isinstance(exc, SkippedRequest):
+            return None   # counted by the middleware that skipped it
+        request = getattr(failure, "request", None)
+        if isinstance(exc, HttpError):
+            response = exc.response
+            self.stats.inc_value(runstats.FETCHED)
+            page = self._page(response, response.request.cb_kwargs["discovery"])  # type: ignore[union-attr]
+            runstats.record_error(self.stats, f"article {response.url}: {page.error_detail}")
+            return page
+        if request is None:
+            runstats.record_error(self.stats, f"article request failed: {describe_failure(failure)}")
+            return None
+        detail = describe_failure(failure)
+        if isinstance(exc, IgnoreRequest) and not isinstance(exc, RefusedUrl):
+            # e.g. forbidden by robots.txt: not fetched, nothing to store, retried next run
+            runstats.record_error(self.stats, f"article {request.url}: not fetched: {exc}")
+            return None
+        runstats.record_error(self.stats, f"article {request.url}: {detail}")
+        chain = request.meta.get("redirect_urls") or [request.url]
+        return FetchedPage(
+            discovery=request.cb_kwargs["discovery"],
+            requested_url=str(chain[0]),
+            final_url=request.url,
+            status=None,
+            headers=(),
+            body=b"",
+            fetched_at=datetime.now(UTC),
+            request_headers=_header_pairs(request.headers),
+            error_reason="fetch_error",
+            error_detail=detail,
+        )
+
+    def _page(self, response: Response, discovery: Discovery) -> FetchedPage:
+        failed = response.status >= 400
+        request = response.request
+        return FetchedPage(
+            discovery=discovery,
+            requested_url=_requested_url(response),
+            final_url=response.url,
+            status=response.status,
+            headers=_header_pairs(response.headers),
+            body=response.body,
+            fetched_at=datetime.now(UTC),
+            request_headers=_header_pairs(request.headers) if request is not None else (),
+            error_reason="http_error" if failed else None,
+            error_detail=status_text(response.status) if failed else None,
+        )

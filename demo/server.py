@@ -17,9 +17,11 @@ Run ``python -m demo.server [DIR] [--port N]`` to browse a directory by hand.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import mimetypes
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -151,6 +153,7 @@ class _Reply:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 60   # seconds an idle kept-alive connection may hold its thread
 
     def do_GET(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
         self._answer(with_body=True)
@@ -202,6 +205,30 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128   # a crawler opens many connections at once; 5 makes them wait
     owner: FixtureServer
 
+    def __init__(self, address: tuple[str, int], owner: FixtureServer) -> None:
+        super().__init__(address, _Handler)
+        self.owner = owner
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Hang up on kept-alive clients so that nothing is answered after stop()."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-answer is normal for a crawler; keep stderr quiet.
         logger.debug("error while answering %s", client_address, exc_info=True)
@@ -227,8 +254,7 @@ class FixtureServer:
     def start(self) -> FixtureServer:
         if self._httpd is not None:
             return self
-        httpd = _Server((self.host, self.port), _Handler)
-        httpd.owner = self
+        httpd = _Server((self.host, self.port), self)
         self.port = int(httpd.server_address[1])
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -245,6 +271,7 @@ class FixtureServer:
         if httpd is None:
             return
         httpd.shutdown()
+        httpd.close_connections()
         httpd.server_close()
         if thread is not None:
             thread.join(timeout=5)

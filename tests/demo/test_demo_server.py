@@ -263,6 +263,23 @@ def test_stop_is_idempotent_and_base_url_needs_a_running_server(site: Path) -> N
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
 
 
+def test_kept_alive_connection_is_served_until_stop(site: Path) -> None:
+    server = serve_directory(site).start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        for path in ("/robots.txt", "/index.html"):
+            conn.request("GET", path)
+            assert conn.getresponse().read() != b""
+        server.stop()
+        with pytest.raises((http.client.HTTPException, OSError)):
+            conn.request("GET", "/robots.txt")
+            conn.getresponse().read()
+    finally:
+        conn.close()
+        server.stop()
+    assert server.requests.paths() == ["/robots.txt", "/index.html"]
+
+
 def test_root_must_be_a_directory(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="not a directory"):
         serve_directory(tmp_path / "absent")

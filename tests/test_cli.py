@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from demo.run import DEMO_DIR, expected_queue_paths
+from demo import DEMO_DIR
+from demo.run import expected_queue_paths
 
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED: dict[str, dict[str, Any]] = json.loads((DEMO_DIR / "expected.json").read_text("utf-8"))

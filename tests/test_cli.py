@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -64,8 +65,11 @@ def test_queue_lists_candidates_with_filters(demo_run: dict[str, Any]) -> None:
     result = dwatch(run_dir, "queue")
     assert result.exit_code == 0, result.output
     want = expected_queue_paths()
-    for path in want:
-        assert path in result.output
+    assert result.output.rstrip().endswith(f"{len(want)} candidate(s)")
+    queued = [line.split()[-1] for line in result.output.splitlines()[2:-1]]
+    assert len(queued) == len(want)
+    for url in queued:
+        assert EXPECTED[urlsplit(url).path]["flagged"], url
     header = result.output.splitlines()[0].split()
     assert header == ["id", "score", "lang", "title", "source", "published", "url"]
 

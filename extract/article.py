@@ -68,6 +68,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _MARKUP_RE = re.compile(rb"<\s*(?:!doctype|html|head|body|p|div|article|title)\b", re.IGNORECASE)
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
+_DATE_PARAMS = {"extensive_search": False, "original_date": True}
 _LINES_RE = re.compile(r"[ \t\r\f\v]+")
 _BLANKS_RE = re.compile(r"\n{3,}")
 
@@ -135,6 +136,14 @@ def _tidy_text(text: str) -> str:
     return _BLANKS_RE.sub("\n\n", "\n".join(lines)).strip()
 
 
+def _without_heading(text: str, title: str | None) -> str:
+    """Drop a first line that repeats the title: the title is scored once, on its own."""
+    first, _, rest = text.partition("\n")
+    if title and " ".join(first.split()).casefold() == title.casefold():
+        return rest.strip()
+    return text
+
+
 @dataclass(frozen=True)
 class Extraction:
     """What one extraction learned: the article (also when too short) and the skip, if any."""
@@ -168,6 +177,8 @@ def extract_markup(markup: str, url: str, *, min_length: int = MIN_TEXT_LENGTH) 
             include_tables=True,
             include_images=False,
             include_links=False,
+            # no guessing from bare years in the text: a date comes from markup or metadata
+            date_extraction_params=_DATE_PARAMS,
         )
     # trafilatura handles its own parse errors; what escapes is a bug on a hostile page,
     # recorded as a typed skip so the page is counted and kept rather than crashing the crawl
@@ -176,12 +187,13 @@ def extract_markup(markup: str, url: str, *, min_length: int = MIN_TEXT_LENGTH) 
         return Extraction(None, Skip("extraction_error", f"{type(exc).__name__}: {exc}"))
     if document is None:
         return Extraction(None, Skip("no_article", "trafilatura found no main text"))
-    text = _tidy_text(str(getattr(document, "text", "") or ""))
+    title = _clean(getattr(document, "title", None))
+    text = _without_heading(_tidy_text(str(getattr(document, "text", "") or "")), title)
     if not text:
         return Extraction(None, Skip("no_article", "trafilatura found no main text"))
     article = Article(
         url=url,
-        title=_clean(getattr(document, "title", None)),
+        title=title,
         author=_clean(getattr(document, "author", None)),
         published=_parse_date(getattr(document, "date", None)),
         sitename=_clean(getattr(document, "sitename", None)),

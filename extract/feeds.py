@@ -7,7 +7,7 @@ tz-aware UTC dates and plain-text summaries, or, when nothing usable came out, a
 
 * "not_a_feed": the document is something else (an HTML page, a product XML file, an
   empty body, JSON that is not a JSON Feed);
-* "malformed": the document is a broken feed (truncated XML, invalid JSON) with no entries;
+* "malformed": a broken feed (truncated XML, invalid JSON) with no usable entries;
 * "empty": a valid feed with no entries, or whose entries all lack a usable link.
 
 A malformed feed that still yields entries returns them with `bozo=True` and `detail` set.
@@ -41,6 +41,7 @@ _JSON_TYPES = ("application/feed+json", "application/json", "text/json")
 _FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
 _ROOT_RE = re.compile(rb"<([A-Za-z][\w.-]*:)?([A-Za-z][\w.-]*)[\s>/]")
 _SPACE_RE = re.compile(r"\s+")
+_WEEKDAY_RE = re.compile(r"^\s*[^\W\d]+\.?,\s*")
 _SOFT_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 # What feedparser (and the sgmllib/sax machinery under it) may raise on hostile input.
 _PARSER_ERRORS = (
@@ -178,41 +179,57 @@ def _root_name(body: bytes) -> str | None:
     return match.group(2).decode("ascii", "replace").lower() if match else None
 
 
+def _raw(entry: Mapping[str, Any], key: str) -> Any:
+    """A field exactly as feedparser stored it, without FeedParserDict's deprecated aliases
+    (asking it for `updated` silently answers `published`, with a DeprecationWarning)."""
+    return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
+
+
 def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
-    link = _absolute_http(entry.get("link"), base)
+    link = _absolute_http(_raw(entry, "link"), base)
     if link:
         return link
-    for candidate in entry.get("links") or ():
+    for candidate in _raw(entry, "links") or ():
         if isinstance(candidate, Mapping) and candidate.get("rel", "alternate") == "alternate":
             link = _absolute_http(candidate.get("href"), base)
             if link:
                 return link
     # Atom ids and RSS guids are often the permalink itself
-    return _absolute_http(entry.get("id"), base) if str(entry.get("id", "")).startswith("http") else None
+    entry_id = str(_raw(entry, "id") or "")
+    return _absolute_http(entry_id, base) if entry_id.startswith("http") else None
+
+
+def _entry_date(entry: Mapping[str, Any]) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = _from_struct(_raw(entry, key))
+        if parsed:
+            return parsed
+    # feedparser gives up on a localised weekday ("mer, 16 nov 2022 ..."); the rest is RFC 822
+    for key in ("published", "updated"):
+        raw = _raw(entry, key)
+        if isinstance(raw, str) and raw.strip():
+            parsed = _from_text(_WEEKDAY_RE.sub("", raw))
+            if parsed:
+                return parsed
+    return None
 
 
 def _to_entry(entry: Mapping[str, Any], base: str) -> FeedEntry | None:
     link = _entry_link(entry, base)
     if link is None:
         return None
-    entry_id = entry.get("id")
-    published = (
-        _from_struct(entry.get("published_parsed"))
-        or _from_struct(entry.get("updated_parsed"))
-        or _from_struct(entry.get("created_parsed"))
-    )
+    entry_id = _raw(entry, "id")
     return FeedEntry(
         link=link,
         entry_id=(str(entry_id).strip() or None) if entry_id else None,
-        title=plain_text(entry.get("title")),
-        published=published,
-        summary=plain_text(entry.get("summary")),
+        title=plain_text(_raw(entry, "title")),
+        published=_entry_date(entry),
+        summary=plain_text(_raw(entry, "summary")),
     )
 
 
 def _response_headers(headers: Mapping[str, str] | None, url: str) -> dict[str, str]:
     lowered = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
-    lowered.setdefault("content-location", url)
     # without a content type feedparser flags every document as bozo; RFC 3023 says
     # application/xml means "trust the XML declaration", which is what a bare body needs
     lowered.setdefault("content-type", "application/xml")
@@ -255,6 +272,6 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         what = f"root element <{root}>" if root else "no XML element"
         hint = "; an HTML page: look for its <link rel=alternate> feed" if root == "html" else ""
         return _result([], feed_title, bozo, "not_a_feed", [f"not RSS, Atom or RDF ({what}){hint}", *notes])
-    if broken and not parsed.entries:
+    if broken:
         return _result([], feed_title, bozo, "malformed", notes)
     return _result([], feed_title, bozo, "empty", [*notes, "" if dropped else "the feed has no entries"])

@@ -95,8 +95,12 @@ def _local(tag: object) -> str:
 
 
 def _child_text(element: etree._Element, name: str) -> str | None:
+    """Text of the first child called `name`; None when absent or when it holds an entity
+    reference (entities are never expanded, so such a value is incomplete)."""
     for child in element:
         if _local(child.tag) == name:
+            if any(isinstance(node, etree._Entity) for node in child.iter()):
+                return None
             return "".join(child.itertext()).strip() or None
     return None
 
@@ -161,7 +165,8 @@ def _parse_xml(body: bytes, url: str) -> SitemapResult:
         if _local(element.tag) != wanted:
             continue
         # some generators put the bare URL in <sitemap>/<url> without <loc>
-        raw_loc = _child_text(element, "loc") or (element.text or "").strip() or None
+        has_loc = any(_local(child.tag) == "loc" for child in element)
+        raw_loc = _child_text(element, "loc") if has_loc else (element.text or "").strip() or None
         loc = _http_url(raw_loc, url)
         if loc is None:
             dropped += 1

@@ -22,6 +22,7 @@ import io
 import logging
 import os
 import threading
+import uuid
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -84,14 +85,22 @@ class WarcArchive:
         with self._lock:
             out, writer, path = self._open()
             offset = out.tell()
-            response = self._response_record(writer, fetch)
-            writer.write_record(response)
-            length = out.tell() - offset
-            record_id = str(response.rec_headers.get_header("WARC-Record-ID"))
-            writer.write_record(self._request_record(writer, fetch, record_id))
-            out.flush()
-            if self.fsync:
-                os.fsync(out.fileno())
+            try:
+                response = self._response_record(writer, fetch)
+                writer.write_record(response)
+                length = out.tell() - offset
+                record_id = str(response.rec_headers.get_header("WARC-Record-ID"))
+                writer.write_record(self._request_record(writer, fetch, record_id))
+                out.flush()
+                if self.fsync:
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                # the file may end in a partial record now: later records go to a new file
+                self._close_file()
+                raise ArchiveError(
+                    f"cannot archive {fetch.final_url} in {path}: {exc}; check free disk space "
+                    "and permissions of the archive directory"
+                ) from exc
             if out.tell() >= self.max_bytes:
                 self._close_file()
         return ArchiveRef(
@@ -147,9 +156,12 @@ class WarcArchive:
         return out, writer, path
 
     def _close_file(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._file, self._writer, self._path = None, None, None
+        file, self._file, self._writer, self._path = self._file, None, None, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:  # the data was already flushed (and fsync'ed) or reported
+                logger.warning("closing WARC file %s failed: %s", file.name, exc)
 
     @staticmethod
     def _response_record(writer: Any, fetch: FetchRecord) -> Any:
@@ -161,7 +173,8 @@ class WarcArchive:
         http_headers = _ExactHeaders(
             f"{fetch.status} {phrase}".strip(), headers, protocol="HTTP/1.1"
         )
-        warc_headers = {"WARC-Date": _warc_date(fetch.fetched_at), PAYLOAD_HEADER: "decoded"}
+        warc_headers = _warc_headers(writer, "response", fetch)
+        warc_headers[PAYLOAD_HEADER] = "decoded"
         if fetch.requested_url != fetch.final_url:
             warc_headers["WARC-Requested-URI"] = fetch.requested_url
         return writer.create_warc_record(
@@ -184,7 +197,7 @@ class WarcArchive:
             fetch.final_url,
             "request",
             warc_headers_dict={
-                "WARC-Date": _warc_date(fetch.fetched_at),
+                **_warc_headers(writer, "request", fetch),
                 "WARC-Concurrent-To": response_id,
             },
             http_headers=http_headers,
@@ -330,6 +343,16 @@ def _response(record: Any, ref: ArchiveRef | None) -> ArchivedResponse:
         record_id=record.rec_headers.get_header("WARC-Record-ID"),
         ref=ref,
     )
+
+
+def _warc_headers(writer: Any, kind: str, fetch: FetchRecord) -> dict[str, str]:
+    """The leading WARC headers, in the customary order."""
+    return {
+        "WARC-Type": kind,
+        "WARC-Record-ID": f"<urn:uuid:{uuid.uuid4()}>",
+        "WARC-Target-URI": fetch.final_url,
+        "WARC-Date": _warc_date(fetch.fetched_at),
+    }
 
 
 def _warc_date(value: datetime) -> str:

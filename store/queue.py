@@ -4,13 +4,13 @@ Functions take a ``Session`` (from ``store.make_session_factory``). Functions th
 (``start_run``, ``finish_run``, ``record_page``, ``record_decision``, ``update_analysis``)
 commit their own transaction and roll it back on error; the others only read.
 The write side of crawling (``record_page``, ``update_analysis``, ``known_urls``) lives in
-``store/ingest.py`` and is re-exported here.
+``store/ingest.py`` and the crawl-run records in ``store/runs.py``; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar
 
@@ -19,15 +19,7 @@ from sqlalchemy.orm import Session, aliased
 
 from store.errors import DecisionError, StoreError
 from store.ingest import known_urls, record_page, update_analysis
-from store.models import (
-    CANDIDATE_STATUSES,
-    Candidate,
-    CrawlRun,
-    CrawlRunSource,
-    Decision,
-    Document,
-    utcnow,
-)
+from store.models import CANDIDATE_STATUSES, Candidate, Decision, Document, utcnow
 from store.records import (
     ArchiveRef,
     CandidateDetail,
@@ -36,9 +28,8 @@ from store.records import (
     DocumentSummary,
     Provenance,
     RescoreItem,
-    RunRow,
-    SourceRunStats,
 )
+from store.runs import finish_run, latest_runs, run_stats, start_run
 
 __all__ = [
     "DECISIONS",
@@ -62,94 +53,6 @@ logger = logging.getLogger(__name__)
 DECISIONS = {"accept": "accepted", "reject": "rejected", "duplicate": "duplicate"}
 _BATCH = 500
 _Stmt = TypeVar("_Stmt", bound="Select[*tuple[Any, ...]]")
-
-
-# ---------------------------------------------------------------- runs
-
-
-def start_run(session: Session, *, kind: str = "crawl", sources: Sequence[str]) -> int:
-    """Open a crawl run (status ``running``) and return its id."""
-    run = CrawlRun(kind=kind, started_at=utcnow(), status="running", sources=list(sources))
-    session.add(run)
-    session.commit()
-    return run.id
-
-
-def finish_run(
-    session: Session, run_id: int, *, per_source: dict[str, SourceRunStats], status: str
-) -> None:
-    """Close run ``run_id`` with its final ``status`` (e.g. ok, partial, failed) and counters."""
-    run = session.get(CrawlRun, run_id)
-    if run is None:
-        raise StoreError(f"no crawl run with id {run_id}; start one with store.queue.start_run")
-    if not status or len(status) > 32:
-        raise StoreError(f"run {run_id}: status {status!r} must be 1-32 characters (e.g. 'ok')")
-    for source_id, stats in per_source.items():
-        session.merge(
-            CrawlRunSource(
-                run_id=run_id,
-                source_id=source_id,
-                discovered=stats.discovered,
-                fetched=stats.fetched,
-                already_seen=stats.already_seen,
-                extracted=stats.extracted,
-                flagged=stats.flagged,
-                errors=stats.errors,
-                first_error=stats.first_error,
-            )
-        )
-    run.finished_at = utcnow()
-    run.status = status
-    session.commit()
-
-
-def run_stats(session: Session, run_id: int) -> dict[str, SourceRunStats]:
-    """Per-source counters of run ``run_id`` (empty until the run is finished)."""
-    rows = session.scalars(
-        select(CrawlRunSource)
-        .where(CrawlRunSource.run_id == run_id)
-        .order_by(CrawlRunSource.source_id)
-    )
-    return {row.source_id: _stats(row) for row in rows}
-
-
-def latest_runs(session: Session, limit: int = 20) -> list[RunRow]:
-    """The ``limit`` most recently started runs, newest first, with per-source counters."""
-    runs = session.scalars(
-        select(CrawlRun).order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc()).limit(limit)
-    ).all()
-    per_run: dict[int, dict[str, SourceRunStats]] = {run.id: {} for run in runs}
-    if runs:
-        for row in session.scalars(
-            select(CrawlRunSource)
-            .where(CrawlRunSource.run_id.in_(per_run))
-            .order_by(CrawlRunSource.source_id)
-        ):
-            per_run[row.run_id][row.source_id] = _stats(row)
-    return [
-        RunRow(
-            id=run.id,
-            kind=run.kind,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            status=run.status,
-            sources=tuple(run.sources),
-            per_source=per_run[run.id],
-        )
-        for run in runs
-    ]
-
-
-def _stats(row: CrawlRunSource) -> SourceRunStats:
-    return SourceRunStats(
-        discovered=row.discovered,
-        fetched=row.fetched,
-        already_seen=row.already_seen,
-        extracted=row.extracted,
-        flagged=row.flagged,
-        errors=row.errors,
-        first_error=row.first_error,
-    )
 
 
 # ---------------------------------------------------------------- the queue

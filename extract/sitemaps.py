@@ -39,21 +39,24 @@ class _TooLarge(Exception):
     pass
 
 
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """Decompress every gzip member of `body`, refusing to produce more than `limit` bytes."""
+def _gunzip(body: bytes, limit: int) -> tuple[bytes, bool]:
+    """Decompress every gzip member of `body`, refusing to produce more than `limit` bytes.
+
+    Returns the data and whether the stream ended properly (False: truncated or corrupt tail).
+    """
     out = bytearray()
     data = body
-    while data:
+    while True:
         inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        chunk = inflater.decompress(data, limit - len(out) + 1)
-        out += chunk
+        out += inflater.decompress(data, limit - len(out) + 1)
         if len(out) > limit or inflater.unconsumed_tail:
             raise _TooLarge
         out += inflater.flush()
+        if not inflater.eof:
+            return bytes(out), False
         data = inflater.unused_data
-        if not inflater.eof or not data.startswith(_GZIP_MAGIC):
-            break
-    return bytes(out)
+        if not data.startswith(_GZIP_MAGIC):
+            return bytes(out), True
 
 
 def parse_w3c_datetime(value: str | None) -> datetime | None:
@@ -185,16 +188,32 @@ def _parse_xml(body: bytes, url: str) -> SitemapResult:
 
 def parse_sitemap(body: bytes, url: str) -> SitemapResult:
     """Parse a sitemap fetched from `url` (XML, text or gzip of either)."""
+    truncated = False
     if body.startswith(_GZIP_MAGIC):
         try:
-            body = _gunzip(body, MAX_DECOMPRESSED_BYTES)
+            body, complete = _gunzip(body, MAX_DECOMPRESSED_BYTES)
         except _TooLarge:
+            limit_mb = MAX_DECOMPRESSED_BYTES // (1024 * 1024)
             return SitemapResult(
-                "invalid", (), f"gzip body expands beyond {MAX_DECOMPRESSED_BYTES // (1024 * 1024)} MB; "
-                "sitemaps are limited to 50 MB uncompressed, so split it into a sitemap index",
+                "invalid", (), f"gzip body expands beyond {limit_mb} MB; sitemaps are limited "
+                "to 50 MB uncompressed, so the site should split it into a sitemap index",
             )
         except zlib.error as exc:
             return SitemapResult("invalid", (), f"corrupt gzip body: {exc}")
+        if not complete and not body:
+            return SitemapResult("invalid", (), "corrupt or truncated gzip body: nothing decompressed")
+        truncated = not complete
+        if truncated and b"\n" in body:
+            body = body[: body.rindex(b"\n") + 1]   # the last line may be cut mid-URL
+    result = _parse_body(body, url)
+    if truncated and result.kind != "invalid":
+        note = "truncated gzip body: entries up to the cut"
+        detail = "; ".join(filter(None, [note, result.detail]))
+        return SitemapResult(result.kind, result.entries, detail)
+    return result
+
+
+def _parse_body(body: bytes, url: str) -> SitemapResult:
     for bom in _BOMS:
         body = body.removeprefix(bom)
     stripped = body.lstrip()

@@ -90,9 +90,9 @@ class IncrementalMiddleware:
 _NON_PUBLIC_CHECKS = (
     ("loopback", "is_loopback"),
     ("link-local", "is_link_local"),
-    ("private", "is_private"),
-    ("multicast", "is_multicast"),
     ("unspecified", "is_unspecified"),
+    ("multicast", "is_multicast"),
+    ("private", "is_private"),
     ("reserved", "is_reserved"),
 )
 
@@ -143,13 +143,17 @@ class SafeUrlMiddleware:
         if host in self._verdicts:
             return self._verdicts[host]
         kind = non_public_reason(host)
-        verdict = f"is a {kind} address" if kind is not None else None
+        verdict = f"is {_a(kind)} address" if kind is not None else None
         if verdict is None and (host == "localhost" or host.endswith(".localhost")):
             verdict = "is a loopback name"
         if verdict is None and not _is_ip_literal(host):
             verdict = await _resolved_verdict(host)
         self._verdicts[host] = verdict
         return verdict
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -173,5 +177,5 @@ async def _resolved_verdict(host: str) -> str | None:
     for info in infos:
         reason = non_public_reason(str(info[4][0]))
         if reason is not None:
-            return f"resolves to {info[4][0]}, a {reason} address"
+            return f"resolves to {info[4][0]}, {_a(reason)} address"
     return None

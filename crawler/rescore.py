@@ -34,7 +34,7 @@ class RescoreSummary:
     documents: int = 0        # archived pages re-analysed
     newly_flagged: int = 0    # flagged now, not before
     unflagged: int = 0        # flagged before, not now
-    changed: int = 0          # verdict changed (flagged state, score or rules version)
+    changed: int = 0          # pages whose flagged state changed (either way)
     errors: int = 0           # pages that could not be read back or updated
     first_error: str | None = None
 
@@ -67,36 +67,34 @@ def rescore(settings: Settings) -> RescoreSummary:
     counts = {"documents": 0, "newly_flagged": 0, "unflagged": 0, "changed": 0, "errors": 0}
     first_error: str | None = None
     try:
-        session_factory = make_session_factory(engine)
-        with session_factory() as session:
-            items = list(queue.iter_documents_for_rescore(session))
-        for item in items:
-            status = item.provenance.http_status
-            if status is None or status >= 400:
-                continue
-            try:
-                archived = archive.read(item.archive)
-                analysis = analyse_page(archived.body, archived.url, archived.header("Content-Type"), ruleset)
-                provenance = _rescored_provenance(item.provenance, analysis, ruleset.version)
-                record = page_record(provenance, analysis)
-                with session_factory() as session:
-                    outcome = queue.update_analysis(session, item.document_id, record)
-            except StoreError as exc:
-                counts["errors"] += 1
-                message = f"document {item.document_id} ({item.provenance.final_url}): {exc}"
-                first_error = first_error or message
-                logger.warning("rescore: %s", message)
-                continue
-            counts["documents"] += 1
-            was_flagged = item.candidate_id is not None and item.candidate_status not in _NOT_QUEUED
-            now_flagged = record.flagged
-            if now_flagged and not was_flagged:
-                counts["newly_flagged"] += 1
-            elif was_flagged and not now_flagged:
-                counts["unflagged"] += 1
-            if now_flagged != was_flagged:
-                counts["changed"] += 1
-            logger.debug("rescored document %s: %s", item.document_id, outcome)
+        with make_session_factory(engine)() as session:
+            # iter_documents_for_rescore reads in id batches, so updating between items is safe
+            for item in queue.iter_documents_for_rescore(session):
+                status = item.provenance.http_status
+                if status is None or status >= 400:
+                    continue   # an error page: nothing to analyse
+                try:
+                    archived = archive.read(item.archive)
+                    analysis = analyse_page(
+                        archived.body, archived.url, archived.header("Content-Type"), ruleset
+                    )
+                    provenance = _rescored_provenance(item.provenance, analysis, ruleset.version)
+                    record = page_record(provenance, analysis)
+                    queue.update_analysis(session, item.document_id, record)
+                except StoreError as exc:
+                    counts["errors"] += 1
+                    message = f"document {item.document_id} ({item.provenance.final_url}): {exc}"
+                    first_error = first_error or message
+                    logger.warning("rescore: %s", message)
+                    continue
+                counts["documents"] += 1
+                was_flagged = item.candidate_id is not None and item.candidate_status not in _NOT_QUEUED
+                if record.flagged and not was_flagged:
+                    counts["newly_flagged"] += 1
+                elif was_flagged and not record.flagged:
+                    counts["unflagged"] += 1
+                if record.flagged != was_flagged:
+                    counts["changed"] += 1
     finally:
         engine.dispose()
     return RescoreSummary(rules_version=ruleset.version, first_error=first_error, **counts)

@@ -15,7 +15,7 @@ __all__ = ["ARTICLE_ERROR_STATUSES", "scrapy_settings"]
 
 # Statuses article callbacks receive so a 4xx/5xx page is recorded as http_error. Not
 # ``handle_httpstatus_all``: that would also switch off RedirectMiddleware for 3xx.
-ARTICLE_ERROR_STATUSES: tuple[int, ...] = tuple(range(400, 600))
+ARTICLE_ERROR_STATUSES = range(400, 600)
 
 PIPELINES = {
     "crawler.pipelines.ArchivePipeline": 100,

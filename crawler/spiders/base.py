@@ -183,7 +183,7 @@ class SourceSpider(scrapy.Spider):
             cb_kwargs={"discovery": discovery},
             meta={
                 "dwatch_role": "article",
-                "handle_httpstatus_list": list(ARTICLE_ERROR_STATUSES),
+                "handle_httpstatus_list": ARTICLE_ERROR_STATUSES,
             },
         )
 

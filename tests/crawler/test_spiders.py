@@ -31,7 +31,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 S = TypeVar("S", bound=SourceSpider)
 
 FEED_URL = "https://news.example.org/feeds/world.rss"
-RSS = """<?xml version="1.0" encoding="utf-8"?>
+RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>World</title><link>https://news.example.org/</link>
 <item><title>Older story</title><link>https://news.example.org/2026/11/older.html</link>
   <guid isPermaLink="false">world-1</guid><pubDate>Tue, 10 Nov 2026 08:00:00 +0000</pubDate></item>
@@ -44,7 +44,7 @@ RSS = """<?xml version="1.0" encoding="utf-8"?>
 <item><title>Wire copy on the agency's site</title><link>https://wire.example.com/story/123</link>
   <guid isPermaLink="false">world-4</guid><pubDate>Mon, 16 Nov 2026 12:00:00 +0000</pubDate></item>
 </channel></rss>
-""".encode()
+"""
 
 
 def make_spider(cls: type[S], *, kind: str, urls: list[str], **fields: Any) -> S:
@@ -238,7 +238,10 @@ NEWS_SITEMAP = """<?xml version="1.0" encoding="UTF-8"?>
 <urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
         xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
   <url><loc>https://news.example.org/2026/11/aussteiger.html</loc>
-    <news:news><news:publication><news:name>Example News</news:name><news:language>de</news:language></news:publication>
+    <news:news>
+      <news:publication>
+        <news:name>Example News</news:name><news:language>de</news:language>
+      </news:publication>
       <news:publication_date>2026-11-12T07:45:00+00:00</news:publication_date>
       <news:title>Ein Aussteiger erzählt</news:title></news:news></url>
   <url><loc>https://news.example.org/2026/11/wire-story.html</loc><lastmod>2026-11-19T06:10:00Z</lastmod></url>
@@ -251,7 +254,8 @@ def test_a_sitemap_index_requests_its_child_sitemaps_newest_first() -> None:
     spider = make_spider(SitemapSpider, kind="sitemap", urls=[index_url])
     [first] = start_requests(spider)
     assert first.cb_kwargs == {"depth": 0}
-    requests = list(spider.parse_sitemap(response(XmlResponse, index_url, SITEMAP_INDEX, "application/xml"), 0))
+    index = response(XmlResponse, index_url, SITEMAP_INDEX, "application/xml")
+    requests = list(spider.parse_sitemap(index, 0))
     assert [(r.url, r.cb_kwargs, r.callback) for r in requests] == [
         ("https://news.example.org/sitemaps/news.xml", {"depth": 1}, spider.parse_sitemap),
         ("https://news.example.org/sitemaps/2025-12.xml", {"depth": 1}, spider.parse_sitemap),

@@ -98,8 +98,12 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions bound to ``engine``; objects stay readable after commit."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions bound to ``engine``.
+
+    Objects expire on commit (SQLAlchemy's default), so a long-lived session never serves
+    rows another process has changed since; the store's functions return plain records.
+    """
+    return sessionmaker(bind=engine)
 
 
 def alembic_config(url: str | URL | None = None) -> Config:

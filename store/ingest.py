@@ -13,14 +13,15 @@ are only shortcuts; the constraints decide.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Insert, delete, insert, select
+from sqlalchemy import ColumnElement, CursorResult, Insert, and_, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from store.errors import StoreError
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 NEAR_COPY_THRESHOLD = 0.6     # share of equal MinHash values that makes two texts one story
 NEAR_COPY_MAX_PROBES = 200    # documents sharing a band key that are compared, at most
+RETRYABLE_STATUSES = (408, 429)    # with 5xx and network errors: failures worth a new fetch
 _CHUNK = 500
 
 
@@ -51,35 +53,51 @@ def similarity(a: Sequence[int], b: Sequence[int]) -> float:
 
 
 def known_urls(session: Session, canonical_urls: Iterable[str]) -> set[str]:
-    """The canonical URLs among ``canonical_urls`` that are already stored (fetched or failed)."""
+    """The canonical URLs among ``canonical_urls`` that need no new fetch.
+
+    Every stored URL counts, except pages whose fetch failed for a reason that may pass
+    (network errors, HTTP 408, 429 and 5xx): those are fetched again by the next crawl, and
+    ``record_page`` then replaces the failure with what it finds.
+    """
     wanted = list(dict.fromkeys(canonical_urls))
     found: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         found.update(
-            session.scalars(select(Document.canonical_url).where(Document.canonical_url.in_(chunk)))
+            session.scalars(
+                select(Document.canonical_url).where(
+                    Document.canonical_url.in_(chunk), ~_retryable_failure()
+                )
+            )
         )
     return found
+
+
+def _retryable_failure() -> ColumnElement[bool]:
+    return and_(
+        Document.outcome == "failed",
+        or_(
+            Document.reason == "fetch_error",
+            Document.http_status.in_(RETRYABLE_STATUSES),
+            Document.http_status >= 500,
+        ),
+    )
 
 
 def record_page(session: Session, record: PageRecord) -> RecordOutcome:
     """Store one fetched (or failed) page in one transaction, and queue it when flagged.
 
     Idempotent: a canonical URL already stored is left as it is (``created=False``, the
-    existing ids returned). For a new flagged, extracted page: a verbatim copy (same
+    existing ids returned), except a page whose earlier fetch failed: the new attempt replaces
+    it (``created=False`` too). For a new flagged, extracted page: a verbatim copy (same
     ``text_sha256``) of a queued page is linked to it (``duplicate_of`` = that candidate) and
     not queued; a near-copy (shared MinHash band, similarity >= 0.6) is queued in the same
     story; anything else is queued in a new story of its own. Pages that are not flagged are
     stored (so they are not fetched again) but not queued. Commits; rolls back on error.
     """
     _check(record)
-    try:
-        outcome = _record_page(session, record)
-    except BaseException:
-        session.rollback()
-        raise
-    session.commit()
-    return outcome
+    with _transaction(session, record, "store"):
+        return _record_page(session, record)
 
 
 def update_analysis(session: Session, document_id: int, record: PageRecord) -> RecordOutcome:
@@ -92,13 +110,26 @@ def update_analysis(session: Session, document_id: int, record: PageRecord) -> R
     language follow the new analysis. Commits; rolls back on error.
     """
     _check(record)
+    with _transaction(session, record, f"update document {document_id} with"):
+        return _update_analysis(session, document_id, record)
+
+
+@contextmanager
+def _transaction(session: Session, record: PageRecord, action: str) -> Iterator[None]:
+    """Commit on success; roll back on any error, database errors becoming ``StoreError``."""
     try:
-        outcome = _update_analysis(session, document_id, record)
+        yield
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        page = record.provenance.final_url or record.provenance.canonical_url
+        raise StoreError(
+            f"could not {action} page {page} (source {record.provenance.source_id}): "
+            f"{getattr(exc, 'orig', None) or exc}"
+        ) from exc
     except BaseException:
         session.rollback()
         raise
-    session.commit()
-    return outcome
 
 
 # ---------------------------------------------------------------- record_page
@@ -110,9 +141,20 @@ def _record_page(session: Session, record: PageRecord) -> RecordOutcome:
     document_id = _insert_ignore(session, Document, values, conflict=("canonical_url",))
     if document_id is None:
         existing = session.scalars(
-            select(Document).where(Document.canonical_url == record.provenance.canonical_url)
+            select(Document)
+            .where(Document.canonical_url == record.provenance.canonical_url)
+            .with_for_update()
         ).one()
-        return _existing_outcome(session, existing)
+        if existing.outcome != "failed" or _candidate_of(session, existing.id) is not None:
+            return _existing_outcome(session, existing)
+        # a new attempt at a page that failed before: it replaces the failure
+        for key, value in {**_fetch_values(record), **_analysis_values(record)}.items():
+            setattr(existing, key, value)
+        session.execute(delete(MinhashBand).where(MinhashBand.document_id == existing.id))
+        session.flush()
+        document_id, created = existing.id, False
+    else:
+        created = True
 
     document = session.get_one(Document, document_id)
     _store_bands(session, document_id, record)
@@ -121,7 +163,7 @@ def _record_page(session: Session, record: PageRecord) -> RecordOutcome:
         queued = _queue(session, document)
     return RecordOutcome(
         document_id=document_id,
-        created=True,
+        created=created,
         candidate_id=queued.candidate_id,
         duplicate_of=queued.duplicate_of,
         story_id=queued.story_id,
@@ -180,10 +222,13 @@ def _queue(session: Session, document: Document) -> _Queued:
         conflict=None,
     )
     if candidate_id is None:
-        # lost a race: another writer queued the same text meanwhile
+        # lost a race: another writer queued this document or the same text meanwhile
         if new_story is not None:
             session.delete(new_story)
         session.flush()
+        mine = _candidate_of(session, document.id)
+        if mine is not None:
+            return _Queued(mine.id, None, mine.story_id)
         original = _queued_copy_of(session, document)
         if original is None:  # pragma: no cover - only the text or document can conflict
             raise StoreError(f"could not queue document {document.id} ({document.final_url})")

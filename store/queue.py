@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from store.errors import DecisionError, StoreError
@@ -228,11 +229,16 @@ def record_decision(
     candidate.status = DECISIONS[key]
     session.add(row)
     try:
+        session.flush()
+        result = _decision_row(row)
         session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        raise StoreError(f"could not record the decision on candidate {candidate_id}: {exc}") from exc
     except BaseException:
         session.rollback()
         raise
-    return _decision_row(row)
+    return result
 
 
 # ---------------------------------------------------------------- export and rescore
@@ -325,17 +331,21 @@ def iter_documents_for_rescore(
         ).all()
         if not rows:
             return
+        items = []  # built before yielding: the caller's commits expire the loaded rows
         for document, candidate_id, candidate_status in rows:
             provenance = _provenance(document)
             assert provenance.archive is not None  # the query selects archived documents
-            yield RescoreItem(
-                document_id=document.id,
-                provenance=provenance,
-                archive=provenance.archive,
-                candidate_id=candidate_id,
-                candidate_status=candidate_status,
+            items.append(
+                RescoreItem(
+                    document_id=document.id,
+                    provenance=provenance,
+                    archive=provenance.archive,
+                    candidate_id=candidate_id,
+                    candidate_status=candidate_status,
+                )
             )
-        last_id = rows[-1][0].id
+        yield from items
+        last_id = items[-1].document_id
 
 
 # ---------------------------------------------------------------- row -> record

@@ -18,8 +18,10 @@ def start_run(session: Session, *, kind: str = "crawl", sources: Sequence[str]) 
     """Open a crawl run (status ``running``) and return its id."""
     run = CrawlRun(kind=kind, started_at=utcnow(), status="running", sources=list(sources))
     session.add(run)
+    session.flush()
+    run_id = run.id
     session.commit()
-    return run.id
+    return run_id
 
 
 def finish_run(

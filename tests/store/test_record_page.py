@@ -214,6 +214,45 @@ def test_a_failed_page_is_recorded_with_its_reason_and_never_queued(session: Ses
     assert queue.known_urls(session, [url]) == {url}
 
 
+def test_transient_failures_are_fetched_again_and_replaced_by_the_new_attempt(
+    session: Session,
+) -> None:
+    def failed(url: str, reason: str, status: int | None) -> None:
+        queue.record_page(session, make_page(
+            url, outcome="failed", reason=reason, http_status=status, archive=None,
+            detail=f"{reason} {status}",
+        ))
+
+    failed("https://a.example/timeout", "fetch_error", None)
+    failed("https://a.example/busy", "http_error", 503)
+    failed("https://a.example/slow-down", "http_error", 429)
+    failed("https://a.example/gone", "http_error", 404)
+
+    assert queue.known_urls(session, [
+        "https://a.example/timeout", "https://a.example/busy", "https://a.example/slow-down",
+        "https://a.example/gone",
+    ]) == {"https://a.example/gone"}
+
+    retried = queue.record_page(session, make_page("https://a.example/timeout", run_id=None))
+
+    assert retried == RecordOutcome(
+        document_id=1, created=False, candidate_id=1, duplicate_of=None, story_id=1
+    )
+    document = session.get_one(Document, 1)
+    assert (document.outcome, document.reason, document.detail, document.http_status) == (
+        "extracted", None, None, 200
+    )
+    assert document.archive_path == "dwatch-x.warc.gz"
+    assert _count(session, Document) == 4
+    assert _count(session, MinhashBand) == 16
+    assert "https://a.example/timeout" in queue.known_urls(session, ["https://a.example/timeout"])
+    # once stored, it stays: a later failure does not replace a good page
+    again = queue.record_page(session, make_page(
+        "https://a.example/timeout", outcome="failed", reason="fetch_error", archive=None))
+    assert (again.created, again.candidate_id) == (False, 1)
+    assert session.get_one(Document, 1).outcome == "extracted"
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -232,6 +271,14 @@ def test_bad_records_are_refused_with_a_clear_error_and_nothing_is_written(
     with pytest.raises(StoreError, match=message):
         queue.record_page(session, make_page(A_URL, **overrides))
     assert _count(session, Document) == 0
+
+
+def test_a_database_refusal_is_a_store_error_naming_the_page(session: Session) -> None:
+    """run_id 999 does not exist: the foreign key refuses it and the transaction is undone."""
+    with pytest.raises(StoreError, match=rf"could not store page {A_URL} \(source example-news\)"):
+        queue.record_page(session, make_page(A_URL, run_id=999))
+    assert _count(session, Document) == 0
+    assert queue.record_page(session, make_page(A_URL)).created  # the session is usable
 
 
 def test_the_unique_text_claim_holds_when_the_duplicate_check_misses_a_race(

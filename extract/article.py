@@ -5,8 +5,9 @@ Order of work in `extract_article(body, url, content_type)`:
 1. sniff (`sniff_body`): an empty body is Skip("empty"); a content type that is not HTML,
    XHTML or text, or a body that is binary (NUL bytes, PDF/ZIP/GZIP/image magic) is
    Skip("not_html");
-2. decode (`decode_body`): byte-order mark, then the charset of the Content-Type, then the
-   page's own <meta charset> / http-equiv, then detection (w3lib + charset_normalizer);
+2. decode (`decode_body`): byte-order mark, valid UTF-8, then the charset of the
+   Content-Type, then the page's own <meta charset> / http-equiv, then detection (w3lib +
+   charset_normalizer);
 3. extract (`extract_markup`): trafilatura's `bare_extraction` with metadata and without
    comments. No main text is Skip("no_article"), text under `MIN_TEXT_LENGTH` characters is
    Skip("too_short"), trafilatura raising is Skip("extraction_error", <what it raised>).
@@ -100,7 +101,18 @@ def _detect_encoding(data: bytes) -> str | None:
 
 
 def decode_body(body: bytes, content_type: str | None) -> str:
-    """Decode a page: BOM, then the Content-Type charset, then <meta charset>, then detection."""
+    """Decode a page: BOM, valid UTF-8, the Content-Type charset, <meta charset>, detection.
+
+    A body that decodes as UTF-8 and holds non-ASCII bytes is UTF-8 whatever it declares:
+    text in another encoding is practically never valid UTF-8, while pages and servers that
+    still announce ISO-8859-1 or GB2312 for UTF-8 content are common. (A pure-ASCII body
+    follows its declaration, which matters for 7-bit encodings such as ISO-2022-JP.)
+    """
+    if not body.startswith((b"\xef\xbb\xbf", *_UTF16_32_BOMS)) and not body.isascii():
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     _encoding, text = html_to_unicode(
         content_type, body, default_encoding="utf-8", auto_detect_fun=_detect_encoding
     )

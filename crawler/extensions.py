@@ -35,12 +35,14 @@ class ErrorCounter:
 
     def spider_error(self, failure: Failure, response: Any, spider: Any) -> None:
         url = getattr(response, "url", "?")
-        runstats.record_error(
-            self.crawler.stats, f"internal error while reading {url}: {failure.getErrorMessage()}"
-        )
+        runstats.record_error(self.crawler.stats, f"internal error reading {url}: {_describe(failure)}")
 
     def item_error(self, item: Any, response: Any, spider: Any, failure: Failure) -> None:
         url = getattr(item, "final_url", getattr(response, "url", "?"))
         runstats.record_error(
-            self.crawler.stats, f"internal error while storing {url}: {failure.getErrorMessage()}"
+            self.crawler.stats, f"internal error processing {url} in the pipelines: {_describe(failure)}"
         )
+
+
+def _describe(failure: Failure) -> str:
+    return f"{type(failure.value).__name__}: {failure.getErrorMessage()}"

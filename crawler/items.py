@@ -9,7 +9,7 @@ A spider yields one `FetchedPage` per article request, whatever happened: a 200 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from extract import PageAnalysis
@@ -39,14 +39,14 @@ class FetchedPage:
     requested_url: str                  # the URL first requested (before redirects)
     final_url: str                      # response.url after redirects (= requested on failure)
     status: int | None                  # None when no response came back
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    fetched_at: datetime                # tz-aware UTC
-    request_headers: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    body: bytes = field(repr=False)     # (kept out of the repr Scrapy logs for a failed item)
+    fetched_at: datetime = field(repr=False)           # tz-aware UTC
+    request_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     error_reason: str | None = None     # "http_error" | "fetch_error" (a SkipReason)
     error_detail: str | None = None
-    archive: ArchiveRef | None = None          # set by ArchivePipeline
-    analysis: PageAnalysis | None = None       # set by AnalysePipeline
+    archive: ArchiveRef | None = field(default=None, repr=False)       # set by ArchivePipeline
+    analysis: PageAnalysis | None = field(default=None, repr=False)    # set by AnalysePipeline
 
     @property
     def failed(self) -> bool:

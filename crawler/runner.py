@@ -17,7 +17,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ class RunSummary:
     per_source: dict[str, SourceRunStats]
     status: str            # "ok" (no errors) | "partial" (some errors) | "failed" (nothing crawled)
     rules_version: str
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)   # per source: dwatch/* stats
 
     @property
     def ok(self) -> bool:
@@ -60,6 +61,7 @@ class RunSummary:
             "ok": self.ok,
             "rules_version": self.rules_version,
             "per_source": {sid: asdict(st) for sid, st in self.per_source.items()},
+            "counters": self.counters,
         }
 
 
@@ -149,6 +151,7 @@ def run_crawl(
         crawlers: dict[str, Crawler] = {}
         status = "failed"
         per_source: dict[str, SourceRunStats] = {}
+        counters: dict[str, dict[str, int]] = {}
         try:
             # Scrapy's own log handler only when the caller configured no logging
             install = not logging.getLogger().handlers
@@ -162,7 +165,9 @@ def run_crawl(
                 crawlers[source.id] = crawler
             process.start()
             for source_id, crawler in crawlers.items():
-                per_source[source_id] = runstats.source_run_stats(_stats_of(crawler))
+                stats = _stats_of(crawler)
+                per_source[source_id] = runstats.source_run_stats(stats)
+                counters[source_id] = runstats.counters(stats)
                 if source_id in crashed:
                     row = per_source[source_id]
                     row.errors += 1
@@ -176,7 +181,9 @@ def run_crawl(
                 close()
     finally:
         engine.dispose()
-    return RunSummary(run_id=run_id, per_source=per_source, status=status, rules_version=ruleset.version)
+    return RunSummary(
+        run_id=run_id, per_source=per_source, status=status, rules_version=ruleset.version, counters=counters
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

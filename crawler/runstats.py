@@ -30,6 +30,7 @@ OVER_LIMIT = PREFIX + "over_limit"
 DUPLICATES = PREFIX + "verbatim_duplicates"
 STORED = PREFIX + "stored"
 FILTERED = PREFIX + "filtered_links"        # links outside allow/deny patterns or the site
+EMPTY_SOURCE_DOCUMENTS = PREFIX + "empty_source_documents"   # valid feeds/sitemaps with no entry
 
 
 def skipped_key(reason: str) -> str:
@@ -46,6 +47,15 @@ def record_error(stats: StatsCollector, message: str) -> None:
     if stats.get_value(FIRST_ERROR) is None:
         stats.set_value(FIRST_ERROR, message)
     logger.warning("%s", message)
+
+
+def counters(stats: Mapping[str, Any]) -> dict[str, int]:
+    """Every numeric dwatch/* counter of one crawler, without the prefix (for the run summary)."""
+    return {
+        key.removeprefix(PREFIX): int(value)
+        for key, value in sorted(stats.items())
+        if key.startswith(PREFIX) and isinstance(value, int) and not isinstance(value, bool)
+    }
 
 
 def source_run_stats(stats: Mapping[str, Any]) -> SourceRunStats:

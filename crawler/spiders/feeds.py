@@ -10,6 +10,7 @@ from typing import Any
 import scrapy
 from scrapy.http import Response
 
+from crawler import runstats
 from crawler.spiders.base import SourceSpider
 from extract import FeedEntry, parse_feed
 
@@ -64,7 +65,8 @@ class FeedSpider(SourceSpider):
             return
         self.source_ok()
         if result.problem == "empty":
-            logger.info("%s: feed %s has no entries with a link", self.name, response.url)
+            self.stats.inc_value(runstats.EMPTY_SOURCE_DOCUMENTS)
+            logger.info("%s: feed %s has no entries with a link: %s", self.name, response.url, result.detail)
             return
         if result.bozo:
             logger.info("%s: feed %s is malformed but readable: %s", self.name, response.url, result.detail)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import scrapy
 from scrapy.http import Response
 
+from crawler import runstats
 from crawler.spiders.base import SourceSpider
 from extract import SitemapEntry, parse_sitemap, sitemaps_from_robots
 
@@ -88,6 +89,8 @@ class SitemapSpider(SourceSpider):
                 yield self.source_request(child.loc, self.parse_sitemap, depth=depth + 1)
             return
         entries = newest_first(result.entries)
+        if not entries:
+            self.stats.inc_value(runstats.EMPTY_SOURCE_DOCUMENTS)
         if len(entries) > MAX_URLS_PER_SITEMAP:
             logger.info("%s: %s lists %d URLs; requesting the newest %d",
                         self.name, response.url, len(entries), MAX_URLS_PER_SITEMAP)

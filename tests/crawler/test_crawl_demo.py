@@ -1,0 +1,324 @@
+"""End to end: crawl the demo site (demo/site) from 127.0.0.1, twice, then rescore.
+
+Each crawl runs in its own process (crawl_process.crawl); the fixture server runs in this
+one and logs every request it answers. The ground truth is demo/expected.json; the expected
+provenance is read from the site's own feeds, sitemaps and files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from sqlalchemy.orm import Session
+
+from config import Settings, load_settings
+from demo import SITE_DIR, FixtureServer, RecordedRequest, load_expected, render_template, serve_directory
+from demo import write_config as write_demo_config
+from extract import analyse_page, canonicalize_url, load_rules
+from store import ArchiveRef, CandidateDetail, WarcArchive, make_engine, make_session_factory, queue
+from tests.crawler.crawl_process import RULES, CrawlOutcome, crawl
+
+pytestmark = pytest.mark.slow
+
+EXPECTED = load_expected()
+ARTICLE_PATHS = set(EXPECTED)
+SOURCE_URLS = {   # the source documents of each demo source (demo/sources.yaml)
+    "demo-news-rss": ["/feeds/news.rss"],
+    "demo-world-atom": ["/feeds/world.atom"],
+    "demo-sitemap": ["/sitemap_index.xml", "/sitemaps/news.xml", "/sitemaps/articles.xml"],
+    "demo-institute": ["/reports/", "/reports/page/2/"],
+}
+ATOM = "{http://www.w3.org/2005/Atom}"
+SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+NEWS = "{http://www.google.com/schemas/sitemap-news/0.9}"
+
+
+@dataclass
+class DemoCrawl:
+    server: FixtureServer
+    settings: Settings
+    first: CrawlOutcome
+    first_log: list[RecordedRequest]
+    first_window: tuple[datetime, datetime]
+    first_candidates: dict[int, str]          # candidate id -> path, after the first crawl
+    second: CrawlOutcome
+    second_log: list[RecordedRequest]
+
+
+@contextmanager
+def store_session(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def candidates(settings: Settings) -> dict[int, CandidateDetail]:
+    with store_session(settings) as session:
+        rows = queue.list_candidates(session, limit=1000)
+        details = {row.id: queue.get_candidate(session, row.id) for row in rows}
+    return {cid: detail for cid, detail in details.items() if detail is not None}
+
+
+def path_of(url: str) -> str:
+    return urlsplit(url).path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoCrawl]:
+    base = tmp_path_factory.mktemp("demo-crawl")
+    with serve_directory(SITE_DIR) as server:
+        config_dir = write_demo_config(base / "config", server.base_url)
+        shutil.copyfile(RULES, config_dir / "rules.yaml")
+        data_dir = base / "data"
+        settings = load_settings(config_dir, env={"DWATCH_DATA_DIR": str(data_dir)})
+        started = datetime.now(UTC)
+        first = crawl(config_dir, data_dir)
+        window = (started, datetime.now(UTC))
+        assert first.returncode == 0, first.stderr[-3000:]
+        first_log = server.requests.snapshot()
+        server.requests.clear()
+        first_candidates = {cid: path_of(c.url) for cid, c in candidates(settings).items()}
+        second = crawl(config_dir, data_dir)
+        assert second.returncode == 0, second.stderr[-3000:]
+        second_log = server.requests.snapshot()
+        server.requests.clear()
+        yield DemoCrawl(server, settings, first, first_log, window, first_candidates, second, second_log)
+
+
+# ------------------------------------------------------------------ the first crawl
+
+
+def test_first_crawl_fetches_every_article_once_and_reports_every_source(demo: DemoCrawl) -> None:
+    article_requests = [r for r in demo.first_log if r.bare_path in ARTICLE_PATHS]
+    # 16 pages, each fetched once: the utm/#fragment link and the page listed by a feed AND
+    # the sitemap included
+    assert sorted(r.bare_path for r in article_requests) == sorted(ARTICLE_PATHS)
+    assert {r.method for r in article_requests} == {"GET"}
+    user_agents = {r.headers.get("User-Agent") for r in demo.first_log}
+    assert user_agents == {demo.settings.crawl.user_agent}
+    assert "+https://" in demo.settings.crawl.user_agent   # a contact URL
+    assert demo.first.summary["status"] == "ok"
+    assert demo.first.summary["ok"] is True
+    stats = demo.first.summary["per_source"]
+    assert set(stats) == set(SOURCE_URLS)
+    assert all(s["errors"] == 0 and s["first_error"] is None for s in stats.values())
+    assert (stats["demo-news-rss"]["discovered"], stats["demo-news-rss"]["fetched"]) == (4, 4)
+    assert (stats["demo-world-atom"]["discovered"], stats["demo-world-atom"]["fetched"]) == (5, 5)
+    assert (stats["demo-institute"]["discovered"], stats["demo-institute"]["fetched"]) == (3, 3)
+    assert stats["demo-sitemap"]["discovered"] == 5
+    assert sum(s["fetched"] for s in stats.values()) == 16
+    assert sum(s["extracted"] for s in stats.values()) == 16
+    flagged_pages = [p for p in EXPECTED.values() if p.flagged]
+    assert sum(s["flagged"] for s in stats.values()) == len(flagged_pages)
+
+
+def test_the_queue_holds_exactly_the_expected_candidates(demo: DemoCrawl) -> None:
+    queued = candidates(demo.settings)
+    by_path = {path_of(c.url): c for c in queued.values()}
+    originals = {p.path for p in EXPECTED.values() if p.flagged and not p.duplicate_of}
+    copies = {p.path: p.duplicate_of for p in EXPECTED.values() if p.duplicate_of}
+    # of the verbatim pair, whichever page the crawl stored first is queued, the other linked
+    for copy, original in copies.items():
+        assert (copy in by_path) != (original in by_path), "exactly one page of a verbatim pair is queued"
+        kept, linked = (copy, original) if copy in by_path else (original, copy)
+        assert [path_of(d.url) for d in by_path[kept].duplicates] == [linked]
+        originals = (originals - {original}) | {kept}
+    assert set(by_path) == originals
+    assert all(c.status == "new" for c in queued.values())
+    # the near-copy (wire version) is queued in the same story as the original report
+    pairs = {(p.path, p.story_with) for p in EXPECTED.values() if p.story_with}
+    for a, b in pairs:
+        assert by_path[a].story_id == by_path[b].story_id
+        assert {path_of(m.url) for m in by_path[a].story} == {a, b}
+    for path, candidate in by_path.items():
+        assert candidate.lang == EXPECTED[path].lang, path
+
+
+def _feed_entries(base_url: str) -> dict[str, dict[str, Any]]:
+    """Entry id, title and date of every feed item, read from the site's feed files."""
+    entries: dict[str, dict[str, Any]] = {}
+    rss = ET.fromstring(render_template((SITE_DIR / "feeds/news.rss.tmpl").read_text("utf-8"), base_url))
+    for item in rss.iter("item"):
+        entries[path_of(item.findtext("link", ""))] = {
+            "source_id": "demo-news-rss", "discovered_from": base_url + "/feeds/news.rss",
+            "link": item.findtext("link"), "entry_id": item.findtext("guid"),
+            "entry_title": item.findtext("title"),
+            "entry_published": parsedate_to_datetime(item.findtext("pubDate", "")).astimezone(UTC),
+        }
+    atom = ET.fromstring(render_template((SITE_DIR / "feeds/world.atom.tmpl").read_text("utf-8"), base_url))
+    for entry in atom.iter(ATOM + "entry"):
+        link = entry.find(ATOM + "link[@rel='alternate']")
+        assert link is not None
+        entries[path_of(link.attrib["href"])] = {
+            "source_id": "demo-world-atom", "discovered_from": base_url + "/feeds/world.atom",
+            "link": link.attrib["href"], "entry_id": entry.findtext(ATOM + "id"),
+            "entry_title": entry.findtext(ATOM + "title"),
+            "entry_published": datetime.fromisoformat(entry.findtext(ATOM + "published", "")),
+        }
+    return entries
+
+
+def _sitemap_entries(base_url: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """{article path: {sitemap URL: what that sitemap says about it}}."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in ("news", "articles"):
+        url = f"{base_url}/sitemaps/{name}.xml"
+        text = render_template((SITE_DIR / f"sitemaps/{name}.xml.tmpl").read_text("utf-8"), base_url)
+        for node in ET.fromstring(text).iter(SM + "url"):
+            published = node.findtext(f"{NEWS}news/{NEWS}publication_date")
+            found.setdefault(path_of(node.findtext(SM + "loc", "")), {})[url] = {
+                "entry_title": node.findtext(f"{NEWS}news/{NEWS}title"),
+                "entry_published": datetime.fromisoformat(published) if published else None,
+            }
+    return found
+
+
+def _listing_pages(base_url: str) -> dict[str, str]:
+    """{article path: URL of the listing page that links it}."""
+    pages = {}
+    for listing in ("/reports/", "/reports/page/2/"):
+        html = (SITE_DIR / listing.lstrip("/") / "index.html").read_text("utf-8")
+        for path in EXPECTED:
+            if path.startswith("/reports/") and f'href="{path}"' in html:
+                pages[path] = base_url + listing
+    return pages
+
+
+def test_every_candidate_has_complete_and_correct_provenance(demo: DemoCrawl) -> None:
+    base = demo.server.base_url
+    feeds, sitemaps, listings = _feed_entries(base), _sitemap_entries(base), _listing_pages(base)
+    rules_version = load_rules(RULES).version
+    archive = WarcArchive(demo.settings.archive_dir)
+    queued = candidates(demo.settings)
+    assert queued
+    for candidate in queued.values():
+        path = path_of(candidate.url)
+        prov = candidate.provenance
+        served = (SITE_DIR / path.lstrip("/")).read_bytes()
+        expected = EXPECTED[path]
+        assert prov["source_id"] in expected.sources, path
+        assert prov["channel"] == expected.channels[expected.sources.index(prov["source_id"])], path
+        if prov["channel"] == "feed":
+            entry = feeds[path]
+            assert prov["source_id"] == entry["source_id"]
+            assert prov["discovered_from"] == entry["discovered_from"]
+            assert prov["entry_id"] == entry["entry_id"]
+            assert prov["entry_title"] == entry["entry_title"]
+            assert datetime.fromisoformat(prov["entry_published"]) == entry["entry_published"]
+            assert prov["requested_url"] == entry["link"].split("#")[0]   # as linked, less the fragment
+        elif prov["channel"] == "sitemap":
+            said = sitemaps[path][prov["discovered_from"]]   # one of the sitemaps that list it
+            assert prov["entry_id"] is None
+            assert prov["entry_title"] == said["entry_title"]
+            published = prov["entry_published"]
+            assert (datetime.fromisoformat(published) if published else None) == said["entry_published"]
+            assert prov["requested_url"] == base + path
+        else:
+            assert prov["discovered_from"] == listings[path]
+            assert (prov["entry_id"], prov["entry_title"], prov["entry_published"]) == (None, None, None)
+            assert prov["requested_url"] == base + path
+        assert prov["final_url"] == prov["requested_url"]        # no redirects on the demo site
+        assert prov["canonical_url"] == canonicalize_url(base + path) == candidate.canonical_url
+        assert prov["http_status"] == 200
+        fetched_at = datetime.fromisoformat(prov["fetched_at"])
+        assert fetched_at.utcoffset() is not None and fetched_at.utcoffset().total_seconds() == 0
+        assert demo.first_window[0] <= fetched_at <= demo.first_window[1]
+        assert prov["body_sha256"] == hashlib.sha256(served).hexdigest()
+        stored = archive.read(ArchiveRef(**prov["archive"]))
+        assert stored.body == served
+        assert (stored.status, stored.url) == (200, prov["final_url"])
+        assert stored.header("Content-Type") == "text/html; charset=utf-8"
+        assert prov["extractor"] == "trafilatura"
+        assert prov["extractor_version"] == version("trafilatura")
+        assert prov["rules_version"] == rules_version
+        assert candidate.verdict is not None and candidate.verdict["rules_version"] == rules_version
+        assert prov["run_id"] == demo.first.summary["run_id"]
+        assert candidate.title == expected.title
+
+
+# ------------------------------------------------------------------ the second crawl
+
+
+def test_second_crawl_fetches_no_article_again_and_adds_nothing(demo: DemoCrawl) -> None:
+    refetched = sorted({r.bare_path for r in demo.second_log} & ARTICLE_PATHS)
+    assert refetched == []
+    # the source documents are read again (new entries are found there)
+    fetched = {r.bare_path for r in demo.second_log}
+    assert set().union(*SOURCE_URLS.values()) <= fetched
+    stats = demo.second.summary["per_source"]
+    assert demo.second.summary["status"] == "ok"
+    for source_id, row in stats.items():
+        assert row["fetched"] == row["extracted"] == row["flagged"] == row["errors"] == 0, source_id
+        assert row["already_seen"] == row["discovered"] > 0, source_id
+    now = {cid: path_of(c.url) for cid, c in candidates(demo.settings).items()}
+    assert now == demo.first_candidates
+    with store_session(demo.settings) as session:
+        runs = queue.latest_runs(session, 5)
+    assert [(r.id, r.status) for r in runs[:2]] == [
+        (demo.second.summary["run_id"], "ok"), (demo.first.summary["run_id"], "ok")
+    ]
+    assert runs[1].per_source["demo-news-rss"].fetched == 4
+
+
+# ------------------------------------------------------------------ rescoring
+
+
+def test_rescore_with_changed_rules_updates_verdicts_without_any_request(
+    demo: DemoCrawl, tmp_path: Path
+) -> None:
+    from crawler import rescore
+
+    # a copy of the crawled data, and rules with a lower threshold and a new version
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo.settings.data_dir, data_dir)
+    config_dir = tmp_path / "config"
+    shutil.copytree(demo.settings.config_dir, config_dir)
+    rules = yaml.safe_load(RULES.read_text("utf-8"))
+    rules["version"] = "test-rescore-1"
+    rules["scoring"]["threshold"] = 0.3
+    (config_dir / "rules.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True), "utf-8")
+    settings = load_settings(config_dir, env={"DWATCH_DATA_DIR": str(data_dir)})
+    new_rules = load_rules(settings.rules_path)
+    before = {path_of(c.url): c for c in candidates(settings).values()}
+    requests_before = len(demo.server.requests)
+
+    summary = rescore(settings)
+
+    assert len(demo.server.requests) == requests_before      # no HTTP request at all
+    assert summary.rules_version == "test-rescore-1"
+    assert summary.documents == 16 and summary.errors == 0
+    after = {path_of(c.url): c for c in candidates(settings).values() if c.status != "unflagged"}
+    # the oracle: what analyse_page says of each served page under the new rules
+    should_flag = {
+        path for path in ARTICLE_PATHS
+        if (verdict := analyse_page((SITE_DIR / path.lstrip("/")).read_bytes(), demo.server.url(path),
+                                    "text/html; charset=utf-8", new_rules).verdict) is not None
+        and verdict.flagged
+    }
+    assert should_flag > set(before) - {"/partner/2026/11/aussteiger-kanonenfutter-bericht.html",
+                                        "/de/2026/11/aussteiger-kanonenfutter-bericht.html"}
+    newly = {p for p in after if p not in before}
+    assert newly and newly <= should_flag
+    assert summary.newly_flagged == len(newly)
+    assert summary.unflagged == 0
+    for path in newly:
+        assert after[path].verdict is not None
+        assert after[path].verdict["rules_version"] == "test-rescore-1"
+        assert after[path].provenance["rules_version"] == "test-rescore-1"
+        assert after[path].provenance["fetched_at"] is not None

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["IncrementalMiddleware", "SafeUrlMiddleware", "non_public_reason"]
 
 
+ADMITTED = "dwatch_admitted"
+
+
 def is_article(request: Request) -> bool:
     return request.meta.get("dwatch_role") == "article"
 
@@ -70,11 +73,16 @@ class IncrementalMiddleware:
         canonical = canonical_or_none(request.url)
         if canonical is None:
             raise RefusedUrl(f"refused {request.url!r}: not an absolute http(s) URL")
+        if request.meta.get(ADMITTED):
+            # a retry or a redirect hop of a request admitted before: not counted again, but
+            # a redirect to a page already stored needs no download
+            if request.meta.get("redirect_urls") and self._known(canonical):
+                self.stats.inc_value(runstats.ALREADY_SEEN)
+                raise AlreadySeen(f"{canonical} (redirect target) is already stored")
+            return None
         if self._known(canonical):
             self.stats.inc_value(runstats.ALREADY_SEEN)
             raise AlreadySeen(f"{canonical} is already stored")
-        if request.meta.get("redirect_urls"):
-            return None   # a redirect hop of a request admitted before
         if canonical in self.context.claimed:
             self.stats.inc_value(runstats.DUPLICATE_IN_RUN)
             raise DuplicateInRun(f"{canonical} was already requested by another source in this run")
@@ -83,10 +91,10 @@ class IncrementalMiddleware:
             raise ArticleLimitReached(f"max_articles={self.max_articles} new articles reached")
         self.admitted += 1
         self.context.claimed.add(canonical)
+        request.meta[ADMITTED] = True   # copied onto retries and redirects of this request
         return None
 
 
-# (what to call it, the ipaddress property that tells), most specific first
 _NON_PUBLIC_CHECKS = (
     ("loopback", "is_loopback"),
     ("link-local", "is_link_local"),

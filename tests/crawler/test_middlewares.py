@@ -146,15 +146,22 @@ def test_known_urls_are_skipped_and_counted_as_already_seen(context: RunContext)
 
 def test_the_source_cap_counts_new_articles_and_runs_share_claimed_urls(context: RunContext) -> None:
     first, first_stats = incremental(context)
-    first.process_request(article("https://news.example.org/1.html"))
+    admitted = article("https://news.example.org/1.html")
+    first.process_request(admitted)
     first.process_request(article("https://news.example.org/2.html"))
     with pytest.raises(ArticleLimitReached, match="max_articles=2"):
         first.process_request(article("https://news.example.org/3.html"))
     assert first_stats[runstats.OVER_LIMIT] == 1
-    # a redirect hop of an admitted request is not counted again
+    # a retry or a redirect hop of an admitted request is not counted again
+    assert first.process_request(admitted.replace()) is None            # a retry: same meta
     assert first.process_request(
-        article("https://news.example.org/1-moved.html", redirect_urls=["https://news.example.org/1.html"])
+        admitted.replace(url="https://news.example.org/1-moved.html",
+                         meta={**admitted.meta, "redirect_urls": [admitted.url]})
     ) is None
+    with pytest.raises(AlreadySeen, match="redirect target"):
+        first.process_request(
+            admitted.replace(url=STORED, meta={**admitted.meta, "redirect_urls": [admitted.url]})
+        )
 
     second, second_stats = incremental(context, max_articles=5)
     with pytest.raises(DuplicateInRun):

@@ -26,6 +26,7 @@ from typing import Any
 
 import trafilatura
 from charset_normalizer import from_bytes
+from lxml import etree
 from w3lib.encoding import html_to_unicode
 
 from extract.types import Article, Skip
@@ -194,7 +195,9 @@ def extract_markup(markup: str, url: str, *, min_length: int = MIN_TEXT_LENGTH) 
         )
     # trafilatura handles its own parse errors; what escapes is a bug on a hostile page,
     # recorded as a typed skip so the page is counted and kept rather than crashing the crawl
-    except (ValueError, TypeError, LookupError, AttributeError, AssertionError, RecursionError) as exc:
+    except (
+        ValueError, TypeError, LookupError, AttributeError, AssertionError, RecursionError, etree.LxmlError
+    ) as exc:
         logger.warning("trafilatura raised on %s: %r", url, exc)
         return Extraction(None, Skip("extraction_error", f"{type(exc).__name__}: {exc}"))
     if document is None:

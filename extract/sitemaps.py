@@ -94,7 +94,11 @@ def _http_url(text: str | None, base: str) -> str | None:
 
 
 def _local(tag: object) -> str:
-    return etree.QName(tag).localname.lower() if isinstance(tag, str) else ""
+    """Local name of an element tag: "{ns}url", "ns:url" (an unbound prefix kept by recover
+    mode) and "url" all give "url"; comments and other nodes give ""."""
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2].rpartition(":")[2].lower()
 
 
 def _child_text(element: etree._Element, name: str) -> str | None:

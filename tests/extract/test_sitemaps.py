@@ -171,3 +171,16 @@ def test_sitemaps_from_robots() -> None:
         "https://dispatch.example.org/Old-Sitemap.xml",
     ]
     assert sitemaps_from_robots("User-agent: *\nDisallow:\n", "https://dispatch.example.org/robots.txt") == []
+
+
+def test_unbound_namespace_prefix() -> None:
+    body = (
+        b"<?xml version='1.0'?><sm:urlset><sm:url><sm:loc>https://dispatch.example.org/p</sm:loc>"
+        b"<sm:lastmod>2024-01-02</sm:lastmod></sm:url></sm:urlset>"
+    )
+    result = parse_sitemap(body, BASE)
+    assert result.kind == "urlset"
+    assert result.entries == (
+        SitemapEntry("https://dispatch.example.org/p", datetime(2024, 1, 2, tzinfo=UTC)),
+    )
+    assert result.detail is not None and "XML errors recovered" in result.detail

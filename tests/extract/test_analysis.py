@@ -174,3 +174,15 @@ def test_public_api_matches_the_contract() -> None:
     }
     assert contract <= set(extract.__all__)
     assert all(hasattr(extract, name) for name in extract.__all__)
+
+
+def test_shipped_rules_flag_the_defector_stories() -> None:
+    """The pipeline with config/rules.yaml: first-hand defector accounts are flagged."""
+    shipped = load_rules(Path(__file__).resolve().parents[2] / "config" / "rules.yaml")
+    for name, lang in (("defector-story.html", "en"), ("arabic-story.html", "ar")):
+        analysis = analyse_page(page(name), URL, "text/html", shipped)
+        assert analysis.verdict is not None and analysis.verdict.flagged, name
+        assert analysis.verdict.lang == lang and analysis.verdict.rules_version == shipped.version
+        assert_offsets_point_at_the_text(analysis)
+    teaser = analyse_page(page("teaser.html"), URL, "text/html", shipped)
+    assert teaser.verdict is None and teaser.skip is not None

@@ -6,7 +6,8 @@ A term is written in rules.yaml as plain text:
 * ``defect*``            trailing ``*``: a stem, matches defect, defected, defectors, ...
 * ``*aussteiger``        leading ``*``: may end a compound (IS-Aussteiger, Dschihadaussteiger)
 * ``исламск* государств*`` a phrase; each word may end with ``*``
-* ``islamic state``      a phrase: spaces match 1-3 non-word characters (space, newline, dash)
+* ``islamic state``      a phrase: spaces match 1-3 non-word characters (space, newline,
+  dash), but not a full stop, ! ? or ;
 * ``al-shabaab``          a hyphen matches 0-3 non-word characters (al shabaab, alshabaab)
 * ``da'esh``              an apostrophe matches any apostrophe (' ’ ʼ ` fold to ')
 * ``{term: IS, case_sensitive: true}``  exact capitals (the English verb "is" is not IS), and
@@ -26,8 +27,8 @@ from extract.normalize import NormalizedText, fold, fold_keep_case
 
 __all__ = ["Anchor", "Term", "Hit", "Layout", "TermMatcher", "parse_term", "term_anchor"]
 
-_FLEX_SPACE = r"\W{1,3}"
-_FLEX_JOIN = r"\W{0,3}"
+_FLEX_SPACE = r"[^\w.!?;؟。]{1,3}"   # a phrase does not run across the end of a sentence
+_FLEX_JOIN = r"[^\w.!?;؟。]{0,3}"
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
 _AR_ARTICLE = "ال"
 _AR_CONJ = "(?:و|ف)?"

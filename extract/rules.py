@@ -94,7 +94,8 @@ class _Context:
             return lay.sentence(a.start) == lay.sentence(b.start)
         if window.unit == "paragraph":
             return lay.paragraph(a.start) == lay.paragraph(b.start)
-        return abs(lay.word(a.start) - lay.word(b.start)) <= window.size
+        return (lay.paragraph(a.start) == lay.paragraph(b.start)
+                and abs(lay.word(a.start) - lay.word(b.start)) <= window.size)
 
     def in_where(self, hit: Hit, where: str) -> bool:
         zone = self.layout.zone(hit.start)
@@ -115,20 +116,23 @@ def _witness(ctx: _Context, groups: list[list[Hit]], mins: list[int], window: Wi
                 counts.setdefault(unit(h.start), [0] * len(groups))[gi] += 1
         good = {u for u, c in counts.items() if all(n >= m for n, m in zip(c, mins, strict=True))}
         return {h for g in groups for h in g if unit(h.start) in good}
-    events = sorted((ctx.layout.word(h.start), gi, h) for gi, g in enumerate(groups) for h in g)
+    lay = ctx.layout
+    events = sorted(((lay.paragraph(h.start), lay.word(h.start), gi, h)
+                     for gi, g in enumerate(groups) for h in g),
+                    key=lambda e: (e[0], e[1], e[2], e[3].start, e[3].end))
     have = [0] * len(groups)
     found: set[Hit] = set()
     left = 0
-    for right, (w_right, g_right, _) in enumerate(events):
+    for right, (p_right, w_right, g_right, _) in enumerate(events):
         have[g_right] += 1
-        while events[left][0] < w_right - window.size:
-            have[events[left][1]] -= 1
+        while events[left][0] != p_right or events[left][1] < w_right - window.size:
+            have[events[left][2]] -= 1
             left += 1
-        while have[events[left][1]] > mins[events[left][1]]:
-            have[events[left][1]] -= 1
+        while have[events[left][2]] > mins[events[left][2]]:
+            have[events[left][2]] -= 1
             left += 1
         if all(n >= m for n, m in zip(have, mins, strict=True)):
-            found.update(e[2] for e in events[left:right + 1])
+            found.update(e[3] for e in events[left:right + 1])
     return found
 
 

@@ -3,8 +3,8 @@
 Order of work in `extract_article(body, url, content_type)`:
 
 1. sniff (`sniff_body`): an empty body is Skip("empty"); a content type that is not HTML,
-   XHTML or text, or a body that is binary (NUL bytes, PDF/ZIP/GZIP/image magic) is
-   Skip("not_html");
+   XHTML or plain text (an octet-stream whose body is markup passes), or a body that is
+   binary (NUL bytes, PDF/ZIP/GZIP/image magic) is Skip("not_html");
 2. decode (`decode_body`): byte-order mark, valid UTF-8, then the charset of the
    Content-Type, then the page's own <meta charset> / http-equiv, then detection (w3lib +
    charset_normalizer);
@@ -67,6 +67,8 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"wOFF", "a web font"),
     (b"wOF2", "a web font"),
 )
+# generic types some servers send for everything: accepted when the body is markup
+_UNLABELLED_TYPES = ("application/octet-stream", "binary/octet-stream")
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _MARKUP_RE = re.compile(rb"<\s*(?:!doctype|html|head|body|p|div|article|title)\b", re.IGNORECASE)
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
@@ -84,8 +86,9 @@ def sniff_body(body: bytes, content_type: str | None) -> Skip | None:
     if not body or not body.strip():
         return Skip("empty", "the response body is empty")
     media = _media_type(content_type)
-    if media and not (media in _HTML_TYPES or media.startswith("text/")):
-        return Skip("not_html", f"content type {media!r} is not HTML, XHTML or text")
+    unlabelled = media in _UNLABELLED_TYPES and _looks_like_markup(body)
+    if media and media not in _HTML_TYPES and media != "text/plain" and not unlabelled:
+        return Skip("not_html", f"content type {media!r} is not HTML, XHTML or plain text")
     if body.startswith(_UTF16_32_BOMS):
         return None  # UTF-16/32 text has NULs by design; the BOM says so
     for magic, what in _MAGIC:

@@ -115,6 +115,8 @@ def test_utf16_page_with_bom() -> None:
     [
         (b"<html><body><p>x</p></body></html>", "application/pdf", "content type 'application/pdf'"),
         (b"<html><body><p>x</p></body></html>", "image/jpeg; q=1", "content type 'image/jpeg'"),
+        (b"body { color: red; }", "text/css", "content type 'text/css'"),
+        (b"var story = 1;", "application/octet-stream", "content type 'application/octet-stream'"),
         (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", "text/html", "a PDF document"),
         (b"PK\x03\x04\x14\x00\x06\x00", None, "a ZIP archive"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "text/html", "a PNG image"),
@@ -172,8 +174,9 @@ def test_text_plain_response_is_read_as_text() -> None:
     assert isinstance(short, Skip) and short.reason == "too_short"
 
 
-def test_html_served_as_text_plain_is_still_html() -> None:
-    page = article((PAGES / "defector-story.html").read_bytes(), "text/plain")
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream"])
+def test_html_served_with_a_generic_type_is_still_html(content_type: str) -> None:
+    page = article((PAGES / "defector-story.html").read_bytes(), content_type)
     assert page.extractor == "trafilatura"
     assert page.author == "Layla Haddad"
 

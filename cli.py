@@ -84,6 +84,9 @@ def _setup_logging(settings: Settings | None, verbose: int) -> None:
     if settings is not None and settings.log_format == "json":
         fmt = '{"ts": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "msg": %(message)r}'
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
+    # Scrapy sets its own loggers to DEBUG; the handler's level keeps the console to `level`.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
 
 
 @click.group()
@@ -167,7 +170,7 @@ def print_queue(rows: list[Any]) -> None:
     _table(
         ["id", "score", "lang", "title", "source", "published", "url"],
         [[r.id, f"{r.score:.2f}", r.lang or "-", (r.title or "")[:60], r.source_id,
-          _fmt_date(r.published), r.url] for r in rows],
+          _fmt_date(r.published), r.canonical_url] for r in rows],
     )
     click.echo(f"{len(rows)} candidate(s)")
 

@@ -4,6 +4,9 @@ After a change to rules.yaml, each stored document whose raw response is in the 
 archive is read back, run through `extract.analyse_page` again and updated in the store
 (`store.queue.update_analysis`): pages may become candidates or stop being ones. Pages
 that failed to download (no archived response, or an HTTP error page) are left alone.
+
+The prefilter is off here: a rescore is offline and rare, so every archived page gets a full
+analysis (text, language, verdict), including pages the crawl-time prefilter skipped.
 """
 
 from __future__ import annotations
@@ -76,7 +79,8 @@ def rescore(settings: Settings) -> RescoreSummary:
                 try:
                     archived = archive.read(item.archive)
                     analysis = analyse_page(
-                        archived.body, archived.url, archived.header("Content-Type"), ruleset
+                        archived.body, archived.url, archived.header("Content-Type"), ruleset,
+                        use_prefilter=False,
                     )
                     provenance = _rescored_provenance(item.provenance, analysis, ruleset.version)
                     record = page_record(provenance, analysis)

@@ -7,6 +7,10 @@ missing page, a closed port and a redirect). Each crawl runs in its own process.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from demo import SITE_DIR, FixtureServer, serve_directory
 from extract import canonicalize_url
 from store import ArchiveRef, WarcArchive, make_engine, make_session_factory
 from store.models import Document
-from tests.crawler.crawl_process import closed_port, crawl, write_config
+from tests.crawler.crawl_process import REPO, closed_port, crawl, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +137,63 @@ def test_a_crawl_where_nothing_could_be_crawled_exits_non_zero(server: FixtureSe
     assert {sid: row["errors"] for sid, row in outcome.summary["per_source"].items()} == {
         "unreachable": 1, "html-not-feed": 1
     }
+
+
+def test_robots_txt_and_the_size_limit_are_respected(server: FixtureServer, tmp_path: Path) -> None:
+    base = server.base_url
+    small_feed = """<?xml version="1.0"?><rss version="2.0"><channel><title>Small</title>
+<item><title>Forbidden</title><link>{{BASE_URL}}/private/forbidden.html</link></item>
+<item><title>Too big</title><link>{{BASE_URL}}/news/2026/11/yazidi-survivor-rebuilds-life.html</link></item>
+</channel></rss>"""
+    server.set_response("/feeds/small.rss", body=small_feed, headers={"Content-Type": "application/rss+xml"})
+    server.set_response("/robots.txt", body="User-agent: *\nDisallow: /private/\n")
+    config_dir = write_config(tmp_path / "config", [feed("small", base + "/feeds/small.rss")],
+                              crawl={"download_maxsize": 2048, "obey_robots": True})
+    outcome = crawl(config_dir, tmp_path / "data")
+
+    row = outcome.source("small")
+    assert (row["discovered"], row["fetched"], row["errors"]) == (2, 0, 2)
+    assert server.requests.count("/private/forbidden.html") == 0     # robots.txt said no
+    settings = load_settings(config_dir, env={"DWATCH_DATA_DIR": str(tmp_path / "data")})
+    stored = documents(settings.database_url)
+    # forbidden by robots.txt: not fetched and not stored (a later robots.txt may allow it)
+    assert canonicalize_url(base + "/private/forbidden.html") not in stored
+    too_big = stored[canonicalize_url(base + YAZIDI)]
+    assert (too_big.outcome, too_big.reason, too_big.http_status) == ("failed", "fetch_error", None)
+    assert "2048" in (too_big.detail or ""), too_big.detail     # says which limit was hit
+
+
+def test_loopback_sources_are_refused_by_default_and_a_second_crawl_in_one_process_is_refused(
+    server: FixtureServer, tmp_path: Path
+) -> None:
+    config_dir = write_config(tmp_path / "config", [feed("local", server.base_url + "/feeds/news.rss")],
+                              crawl={"allow_private_addresses": False})
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from config import load_settings\n"
+        "from crawler import CrawlError, run_crawl\n"
+        "settings = load_settings(Path(sys.argv[1]))\n"
+        "print(json.dumps(run_crawl(settings).to_dict()))\n"
+        "try:\n"
+        "    run_crawl(settings)\n"
+        "except CrawlError as exc:\n"
+        "    print('second crawl:', exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DWATCH_")}
+    env["DWATCH_DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.run([sys.executable, "-c", script, str(config_dir)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    first_line, second_line = proc.stdout.strip().splitlines()
+    summary = json.loads(first_line)
+    assert summary["status"] == "failed"
+    assert summary["per_source"]["local"]["first_error"] == (
+        f"feed {server.base_url}/feeds/news.rss: refused {server.base_url}/feeds/news.rss: 127.0.0.1 is "
+        "a loopback address (set crawl.allow_private_addresses: true in settings.yaml to allow it)"
+    )
+    assert len(server.requests) == 0          # not even robots.txt was requested
+    assert second_line == (
+        "second crawl: run_crawl can run only once per process (Twisted's reactor cannot restart); "
+        "start each crawl in a new process"
+    )

@@ -41,12 +41,15 @@ def failed_key(reason: str) -> str:
     return f"{PREFIX}failed/{reason}"
 
 
-def record_error(stats: StatsCollector, message: str) -> None:
-    """Count one error of this source; the first one is kept verbatim for the run summary."""
+def record_error(stats: StatsCollector, message: str, *, level: int = logging.WARNING) -> None:
+    """Count one error of this source; the first one is kept verbatim for the run summary.
+
+    Source errors log at WARNING; one article's failure (`level=logging.INFO`) is only counted.
+    """
     stats.inc_value(ERRORS)
     if stats.get_value(FIRST_ERROR) is None:
         stats.set_value(FIRST_ERROR, message)
-    logger.warning("%s", message)
+    logger.log(level, "%s", message)
 
 
 def counters(stats: Mapping[str, Any]) -> dict[str, int]:

@@ -189,11 +189,14 @@ class SourceSpider(scrapy.Spider):
 
     # ------------------------------------------------------------ article outcomes
 
+    def article_error(self, message: str) -> None:
+        runstats.record_error(self.stats, message, level=logging.INFO)
+
     def parse_article(self, response: Response, discovery: Discovery) -> FetchedPage:
         self.stats.inc_value(runstats.FETCHED)
         page = self._page(response, discovery)
         if page.failed:
-            runstats.record_error(self.stats, f"article {response.url}: {page.error_detail}")
+            self.article_error(f"article {response.url}: {page.error_detail}")
         return page
 
     def article_failed(self, failure: Failure) -> FetchedPage | None:
@@ -205,17 +208,17 @@ class SourceSpider(scrapy.Spider):
             response = exc.response
             self.stats.inc_value(runstats.FETCHED)
             page = self._page(response, response.request.cb_kwargs["discovery"])  # type: ignore[union-attr]
-            runstats.record_error(self.stats, f"article {response.url}: {page.error_detail}")
+            self.article_error(f"article {response.url}: {page.error_detail}")
             return page
         if request is None:
-            runstats.record_error(self.stats, f"article request failed: {describe_failure(failure)}")
+            self.article_error(f"article request failed: {describe_failure(failure)}")
             return None
         detail = describe_failure(failure)
         if isinstance(exc, IgnoreRequest) and not isinstance(exc, RefusedUrl):
             # e.g. forbidden by robots.txt: not fetched, nothing to store, retried next run
-            runstats.record_error(self.stats, f"article {request.url}: not fetched: {exc}")
+            self.article_error(f"article {request.url}: not fetched: {exc}")
             return None
-        runstats.record_error(self.stats, f"article {request.url}: {detail}")
+        self.article_error(f"article {request.url}: {detail}")
         chain = request.meta.get("redirect_urls") or [request.url]
         return FetchedPage(
             discovery=request.cb_kwargs["discovery"],

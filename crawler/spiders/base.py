@@ -207,7 +207,9 @@ class SourceSpider(scrapy.Spider):
         if isinstance(exc, HttpError):
             response = exc.response
             self.stats.inc_value(runstats.FETCHED)
-            page = self._page(response, response.request.cb_kwargs["discovery"])  # type: ignore[union-attr]
+            # a status the callback does not take (e.g. a 3xx without Location): still an http_error
+            discovery = response.request.cb_kwargs["discovery"]  # type: ignore[union-attr]
+            page = self._page(response, discovery, failed=True)
             self.article_error(f"article {response.url}: {page.error_detail}")
             return page
         if request is None:
@@ -233,8 +235,8 @@ class SourceSpider(scrapy.Spider):
             error_detail=detail,
         )
 
-    def _page(self, response: Response, discovery: Discovery) -> FetchedPage:
-        failed = response.status >= 400
+    def _page(self, response: Response, discovery: Discovery, *, failed: bool = False) -> FetchedPage:
+        failed = failed or response.status >= 400
         request = response.request
         return FetchedPage(
             discovery=discovery,

@@ -383,3 +383,15 @@ def test_a_spider_needs_its_source_setting() -> None:
     crawler = get_crawler(FeedSpider, {})
     with pytest.raises(ValueError, match="DWATCH_SOURCE must be a config.SourceConfig"):
         FeedSpider.from_crawler(crawler)
+
+
+def test_a_filtered_non_2xx_article_response_is_an_http_error_too() -> None:
+    spider = make_spider(FeedSpider, kind="feed", urls=[FEED_URL])
+    odd = HtmlResponse(ARTICLE, status=300, body=b"<p>Multiple choices</p>",
+                       request=Request(ARTICLE, cb_kwargs={"discovery": DISCOVERY}))
+    failure = Failure(HttpError(odd, "Ignoring non-200 response"))
+    failure.request = odd.request  # type: ignore[attr-defined]
+    page = spider.article_failed(failure)
+    assert page is not None
+    assert (page.status, page.error_reason, page.error_detail) == (300, "http_error", "HTTP 300 Multiple Choices")
+    assert stats(spider)[runstats.FETCHED] == 1

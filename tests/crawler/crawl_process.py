@@ -70,6 +70,9 @@ def crawl(config_dir: Path, data_dir: Path, *args: str, timeout: float = 240) ->
         [sys.executable, "-m", "crawler.runner", "--config", str(config_dir), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
     )
+    # Scrapy's deprecations (shown by default, logged via py.warnings) fail the test as they
+    # would under pytest's filterwarnings=error in this process
+    assert "ScrapyDeprecationWarning" not in proc.stderr, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     summary = json.loads(lines[-1]) if lines else {}
     return CrawlOutcome(proc.returncode, summary, proc.stdout, proc.stderr)

@@ -185,6 +185,7 @@ def test_loopback_sources_are_refused_by_default_and_a_second_crawl_in_one_proce
     proc = subprocess.run([sys.executable, "-c", script, str(config_dir)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ScrapyDeprecationWarning" not in proc.stderr, proc.stderr[-3000:]
     first_line, second_line = proc.stdout.strip().splitlines()
     summary = json.loads(first_line)
     assert summary["status"] == "failed"

@@ -115,11 +115,18 @@ class NormalizedText:
     index: tuple[int, ...]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """Map a [start, end) span of the folded text back to the original text."""
+        """Map a [start, end) span of the folded text back to the original text.
+
+        The original span includes combining marks that follow its last character.
+        """
         if start >= end:
             pos = self.index[start] if start < len(self.index) else len(self.original)
             return pos, pos
-        return self.index[start], self.index[end - 1] + 1
+        o_end = self.index[end - 1] + 1
+        limit = self.index[end] if end < len(self.index) else len(self.original)
+        while o_end < limit and unicodedata.category(self.original[o_end]) in ("Mn", "Me"):
+            o_end += 1
+        return self.index[start], o_end
 
     def position(self, original_pos: int) -> int:
         """The first folded position at or after an original character position."""

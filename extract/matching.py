@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from extract.normalize import NormalizedText, fold, fold_keep_case
 
-__all__ = ["Anchor", "Term", "Hit", "Layout", "TermMatcher", "parse_term", "term_anchor"]
+__all__ = ["Anchor", "Term", "Hit", "Layout", "TermMatcher", "parse_term", "term_anchors"]
 
 _FLEX_SPACE = r"[^\w.!?;؟。]{1,3}"   # a phrase does not run across the end of a sentence
 _FLEX_JOIN = r"[^\w.!?;؟。]{0,3}"
@@ -97,11 +97,11 @@ class Anchor:
     case_sensitive: bool = False
 
 
-def term_anchor(term: Term) -> Anchor:
-    """The most selective piece that any match of ``term`` must contain."""
+def term_anchors(term: Term) -> tuple[Anchor, ...]:
+    """The pieces of ``term`` that every one of its matches contains, in order."""
     source = term.keep_case if term.case_sensitive else term.core.replace("*", "")
     tokens = re.split(r"([^\w']+)", source)
-    best: Anchor | None = None
+    anchors: list[Anchor] = []
     clitics = term.arabic and not term.infix
     for i in range(0, len(tokens), 2):
         piece = tokens[i]
@@ -112,12 +112,9 @@ def term_anchor(term: Term) -> Anchor:
             if clitics and piece.startswith(_AR_ARTICLE) and len(piece) > len(_AR_ARTICLE):
                 piece = piece[len(_AR_ARTICLE):]
         else:
-            sep = tokens[i - 1]
-            starts = not re.fullmatch(r"-+", sep)
-        candidate = Anchor(piece, starts, term.case_sensitive)
-        if best is None or (len(piece) + 3 * starts) > (len(best.text) + 3 * best.word_start):
-            best = candidate
-    return best if best is not None else Anchor(source, False, term.case_sensitive)
+            starts = not re.fullmatch(r"-+", tokens[i - 1])
+        anchors.append(Anchor(piece, starts, term.case_sensitive))
+    return tuple(anchors) or (Anchor(source, False, term.case_sensitive),)
 
 
 @dataclass(frozen=True)
@@ -144,32 +141,84 @@ def _shouting(original: str, start: int, end: int) -> bool:
 
 
 class TermMatcher:
-    """All occurrences of a set of terms in one pass per kind of term."""
+    """All occurrences of a set of terms, found word by word.
+
+    Terms are indexed by their first word (or its stem); at each word of the text only the
+    terms indexed under that word (or a prefix of it, or, for Arabic, the word without up to
+    four clitic letters) are tried, each with its own anchored pattern. Word-ending terms
+    (``*aussteiger``) share one regex. At each position the longest match wins and matches
+    do not overlap.
+    """
 
     def __init__(self, terms: tuple[Term, ...]) -> None:
         unique: dict[tuple[str, bool, bool, bool], Term] = {}
         for t in terms:
             unique.setdefault((t.core, t.stem, t.infix, t.case_sensitive), t)
-        ordered = sorted(unique.values(), key=lambda t: (-len(re.sub(r"\W", "", t.core)),
-                                                          len(t.core), t.core))
-        self._regexes: list[tuple[re.Pattern[str], list[Term]]] = []
-        for kind in (
-            [t for t in ordered if not t.case_sensitive and not t.infix],
-            [t for t in ordered if t.case_sensitive],
-            [t for t in ordered if t.infix and not t.case_sensitive],
-        ):
-            if kind:
-                alternation = "|".join(f"({t.pattern()})" for t in kind)
-                self._regexes.append((re.compile(alternation), kind))
+        self._exact: dict[str, list[tuple[Term, re.Pattern[str]]]] = {}
+        self._stems: dict[str, list[tuple[Term, re.Pattern[str]]]] = {}
+        self._longest_stem = 0
+        self._seen: dict[str, list[tuple[Term, re.Pattern[str]]]] = {}
+        infix = []
+        for term in unique.values():
+            if term.infix or not re.match(r"\w", term.core):
+                infix.append(term)  # found by one shared regex
+                continue
+            compiled = re.compile(term.pattern())
+            key = re.match(r"\w*\*?", term.core).group(0)  # type: ignore[union-attr]
+            if term.arabic and key.startswith(_AR_ARTICLE) and len(key) > len(_AR_ARTICLE):
+                key = key[len(_AR_ARTICLE):]
+            if key.endswith("*"):
+                key = key[:-1]
+                self._stems.setdefault(key, []).append((term, compiled))
+                self._longest_stem = max(self._longest_stem, len(key))
+            else:
+                self._exact.setdefault(key, []).append((term, compiled))
+        self._infix: tuple[re.Pattern[str], list[Term]] | None = None
+        if infix:
+            infix.sort(key=lambda t: (-len(t.core), t.core))
+            alternation = "|".join(f"({t.pattern()})" for t in infix)
+            self._infix = (re.compile(alternation), infix)
+
+    def _candidates(self, word: str) -> list[tuple[Term, re.Pattern[str]]]:
+        cached = self._seen.get(word)
+        if cached is not None:
+            return cached
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        keys = [word]
+        if _ARABIC.match(word):
+            keys += [word[k:] for k in range(1, min(5, len(word)))]
+        found: list[tuple[Term, re.Pattern[str]]] = []
+        for key in keys:
+            found += self._exact.get(key, ())
+            if self._stems:
+                for n in range(1, min(len(key), self._longest_stem) + 1):
+                    found += self._stems.get(key[:n], ())
+        self._seen[word] = found
+        return found
 
     def find(self, norm: NormalizedText) -> list[Hit]:
+        text = norm.text
         hits: list[Hit] = []
-        for regex, terms in self._regexes:
-            for m in regex.finditer(norm.text):
-                term = terms[(m.lastindex or 1) - 1]
+        last_end = 0
+        for word in _WORD.finditer(text):
+            if word.start() < last_end:
+                continue
+            best: tuple[int, Term] | None = None
+            for term, pattern in self._candidates(word.group(0)):
+                m = pattern.match(text, word.start())
+                if m is None or (best is not None and m.end() <= best[0]):
+                    continue
                 if term.case_sensitive and not self._case_ok(term, norm, m.start(), m.end()):
                     continue
-                hits.append(Hit(term.source, m.start(), m.end()))
+                best = (m.end(), term)
+            if best is not None:
+                hits.append(Hit(best[1].source, word.start(), best[0]))
+                last_end = best[0]
+        if self._infix is not None:
+            regex, terms = self._infix
+            for m in regex.finditer(text):
+                hits.append(Hit(terms[(m.lastindex or 1) - 1].source, m.start(), m.end()))
         hits.sort(key=lambda h: (h.start, h.end))
         return hits
 

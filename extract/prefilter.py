@@ -4,9 +4,9 @@
 extracted from ``raw`` can be flagged by ``extract.rules.evaluate``, so skipping such pages
 loses nothing. How:
 
-* Every term has an *anchor*: a piece of it that any match contains, and whether that piece
-  always starts a word (``extract.matching.term_anchor``). Folding is per character, so the
-  folded page contains the folded anchor wherever the extracted text had a match.
+* Every term has *anchors*: the pieces (words) that any match of it contains, and whether
+  each always starts a word (``extract.matching.term_anchors``). Folding is per character,
+  so the folded page contains every anchor of a term wherever the extracted text had a match.
 * The page is searched as text: comments, ``<style>`` and scripts other than JSON-LD are
   dropped (trafilatura never takes text from them); every other tag becomes a marker that
   counts as a word boundary before an anchor and is skipped inside one (``Da<b>esh</b>``);
@@ -29,7 +29,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from extract.matching import Anchor, term_anchor
+from extract.matching import Anchor, term_anchors
 from extract.normalize import fold, fold_keep_case
 from extract.rules_model import Group, Rule, RuleSet
 
@@ -66,11 +66,14 @@ def page_text(raw: str) -> str:
     return html.unescape(_TAG.sub(_tag_to_mark, text))
 
 
+_Options = frozenset[tuple[Anchor, ...]]   # a group: any term, each needing all its pieces
+
+
 @dataclass(frozen=True)
 class _RulePlan:
     rule: Rule
-    required_groups: tuple[frozenset[Anchor] | None, ...]   # None: always possible (a signal)
-    weighted_groups: tuple[frozenset[Anchor] | None, ...]
+    required_groups: tuple[_Options | None, ...]   # None: always possible (a signal)
+    weighted_groups: tuple[_Options | None, ...]
     best_points: float
 
 
@@ -88,11 +91,15 @@ class _Plan:
     searches: tuple[_Search, ...]
 
 
-def _group_anchors(ruleset: RuleSet, group: Group) -> frozenset[Anchor] | None:
+def _group_anchors(ruleset: RuleSet, group: Group) -> _Options | None:
     if group.signal:
         return None
     _, terms = ruleset.group_terms(group, None)
-    return frozenset(term_anchor(t) for t in terms)
+    return frozenset(term_anchors(t) for t in terms)
+
+
+def _possible(options: _Options | None, present: set[Anchor]) -> bool:
+    return options is None or any(all(a in present for a in t) for t in options)
 
 
 def _trie_pattern(words: set[str]) -> str:
@@ -139,8 +146,9 @@ def _plan(ruleset: RuleSet) -> _Plan:
         required = tuple(_group_anchors(ruleset, g) for g in (*rule.all, *rule.anywhere))
         weighted = tuple(_group_anchors(ruleset, wg.group) for wg in rule.weighted
                          if wg.weight > 0)
-        for found in (*required, *weighted):
-            anchors.update(found or ())
+        for options in (*required, *weighted):
+            for pieces in options or ():
+                anchors.update(pieces)
         plans.append(_RulePlan(rule, required, weighted, rule.weight * best))
     searches = [_search(anchors, case, start) for case in (False, True) for start in (True, False)]
     plan = _Plan(tuple(plans), tuple(s for s in searches if s is not None))
@@ -170,9 +178,9 @@ def could_match(ruleset: RuleSet, raw: str) -> bool:
     points = 0.0
     required_possible = not ruleset.require
     for rp in plan.rules:
-        if not all(g is None or g & present for g in rp.required_groups):
+        if not all(_possible(g, present) for g in rp.required_groups):
             continue
-        if rp.rule.weighted and not any(g is None or g & present for g in rp.weighted_groups):
+        if rp.rule.weighted and not any(_possible(g, present) for g in rp.weighted_groups):
             continue
         points += rp.best_points
         if rp.rule.id in ruleset.require:

@@ -18,6 +18,7 @@ Scoring, as researchers tune it in config/rules.yaml:
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from extract.matching import Hit, Layout
@@ -86,16 +87,32 @@ class _Context:
     def factor(self, hit: Hit) -> float:
         return self.factors[self.layout.zone(hit.start)]
 
-    def near(self, a: Hit, b: Hit, window: Window) -> bool:
+    def far_from(self, hits: list[Hit], bad: list[Hit], window: Window) -> list[Hit]:
+        """The hits with no ``bad`` hit inside ``window`` around them."""
+        if not bad or not hits:
+            return hits
         lay = self.layout
         if window.unit == "text":
-            return True
-        if window.unit == "sentence":
-            return lay.sentence(a.start) == lay.sentence(b.start)
-        if window.unit == "paragraph":
-            return lay.paragraph(a.start) == lay.paragraph(b.start)
-        return (lay.paragraph(a.start) == lay.paragraph(b.start)
-                and abs(lay.word(a.start) - lay.word(b.start)) <= window.size)
+            return []
+        if window.unit in ("sentence", "paragraph"):
+            unit = lay.sentence if window.unit == "sentence" else lay.paragraph
+            marked = {unit(b.start) for b in bad}
+            return [h for h in hits if unit(h.start) not in marked]
+        spots: dict[int, list[int]] = {}
+        for b in bad:
+            spots.setdefault(lay.paragraph(b.start), []).append(lay.word(b.start))
+        for words in spots.values():
+            words.sort()
+        kept = []
+        for h in hits:
+            near_words = spots.get(lay.paragraph(h.start))
+            if near_words:
+                w = lay.word(h.start)
+                i = bisect_left(near_words, w - window.size)
+                if i < len(near_words) and near_words[i] <= w + window.size:
+                    continue
+            kept.append(h)
+        return kept
 
     def in_where(self, hit: Hit, where: str) -> bool:
         zone = self.layout.zone(hit.start)
@@ -181,9 +198,8 @@ def _evaluate_rule(ctx: _Context, rule: Rule) -> tuple[_Outcome | None, list[Con
         bad = ctx.hits(clause.group)
         if len(bad) < clause.group.min:
             continue
-        hits = [[h for h in g if not any(ctx.near(h, b, clause.within) for b in bad)] for g in hits]
-        any_hits = [[h for h in g if not any(ctx.near(h, b, clause.within) for b in bad)]
-                    for g in any_hits]
+        hits = [ctx.far_from(g, bad, clause.within) for g in hits]
+        any_hits = [ctx.far_from(g, bad, clause.within) for g in any_hits]
     factor, reported = _fire(ctx, rule, hits, any_hits)
     if base_factor and factor < base_factor:
         lost = rule.weight * (factor - base_factor)
@@ -213,7 +229,7 @@ def _lowers(ctx: _Context, clause: NotClause, hits: list[Hit]) -> bool:
     bad = ctx.hits(clause.group)
     if len(bad) < clause.group.min:
         return False
-    return any(ctx.near(h, b, clause.within) for h in hits for b in bad)
+    return len(ctx.far_from(hits, bad, clause.within)) < len(hits)
 
 
 def _surface(ctx: _Context, hit: Hit) -> str:

@@ -247,7 +247,9 @@ class Layout:
     word_starts: list[int] = field(default_factory=list)
 
     @classmethod
-    def build(cls, norm: NormalizedText, title_chars: int, lead_paragraphs: int) -> Layout:
+    def build(
+        cls, norm: NormalizedText, title_chars: int, lead_paragraphs: int, lead_min_words: int = 0
+    ) -> Layout:
         text = norm.text
         title_end = norm.position(title_chars) if title_chars else 0
         paragraphs = [0] + [m.end() for m in _PARAGRAPH_END.finditer(text)]
@@ -255,9 +257,18 @@ class Layout:
         body_paras = [p for p in paragraphs if p >= title_end and p < len(text)]
         if title_end:
             body_paras = [p for p in body_paras if p > title_end]
+        # The lead is the first `lead_paragraphs` real paragraphs; short lines before and
+        # between them (kickers, headings, a repeated headline, datelines) belong to it but
+        # do not count, so a kicker cannot push the opening paragraph out of the lead.
         lead_end = len(text)
-        if len(body_paras) > lead_paragraphs:
-            lead_end = body_paras[lead_paragraphs]
+        counted = 0
+        for i, start in enumerate(body_paras):
+            end = body_paras[i + 1] if i + 1 < len(body_paras) else len(text)
+            if len(_WORD.findall(text, start, end)) >= lead_min_words:
+                counted += 1
+            if counted >= lead_paragraphs:
+                lead_end = end
+                break
         words = [m.start() for m in _WORD.finditer(text)]
         return cls(norm, title_end, lead_end, paragraphs, sentences, words)
 

@@ -265,7 +265,7 @@ def evaluate(ruleset: RuleSet, title: str | None, text: str, lang: str) -> Verdi
     scored = scored_text(title, text)
     norm = normalize(scored)
     title_chars = len(title) if title and title.strip() else 0
-    layout = Layout.build(norm, title_chars, ruleset.lead_paragraphs)
+    layout = Layout.build(norm, title_chars, ruleset.lead_paragraphs, ruleset.lead_min_words)
     ctx = _Context(ruleset, layout, ruleset.languages_for(lang))
     contributions: list[Contribution] = []
     negatives: list[Contribution] = []

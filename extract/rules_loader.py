@@ -37,7 +37,7 @@ PathT = tuple[str | int, ...]
 
 _TOP = ("version", "description", "scoring", "related_languages", "require", "testimony",
         "lexicons", "rules", "narratives")
-_SCORING = ("threshold", "full_score", "title_weight", "lead_weight", "lead_paragraphs")
+_SCORING = ("threshold", "full_score", "title_weight", "lead_weight", "lead_paragraphs", "lead_min_words")
 _RULE = ("description", "weight", "all", "within", "anywhere", "weighted", "min", "where", "not")
 _GROUP = ("lexicon", "lexicons", "terms", "signal", "min")
 _NOT = ("lexicon", "lexicons", "terms", "signal", "min", "within", "effect", "weight")
@@ -379,6 +379,8 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
         lead_weight=doc.number(scoring.get("lead_weight", 1.0), ("scoring", "lead_weight"), low=0),
         lead_paragraphs=doc.integer(scoring.get("lead_paragraphs", 2), ("scoring", "lead_paragraphs"),
                                     low=0),
+        lead_min_words=doc.integer(scoring.get("lead_min_words", 0), ("scoring", "lead_min_words"),
+                                   low=0),
         related_languages=related,
         path=None if source.startswith("<") else Path(source),
     )

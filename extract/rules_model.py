@@ -144,6 +144,7 @@ class RuleSet:
     title_weight: float = 1.0
     lead_weight: float = 1.0
     lead_paragraphs: int = 2
+    lead_min_words: int = 0        # shorter lines (kickers, headings) do not count as lead paragraphs
     related_languages: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: Path | None = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -28,16 +28,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["RescoreSummary", "rescore"]
 
-_NOT_QUEUED = (None, "unflagged")
-
-
 @dataclass(frozen=True)
 class RescoreSummary:
     rules_version: str
     documents: int = 0        # archived pages re-analysed
     newly_flagged: int = 0    # flagged now, not before
     unflagged: int = 0        # flagged before, not now
-    changed: int = 0          # pages whose flagged state changed (either way)
+    changed: int = 0          # pages whose flag or score changed
     errors: int = 0           # pages that could not be read back or updated
     first_error: str | None = None
 
@@ -92,12 +89,14 @@ def rescore(settings: Settings) -> RescoreSummary:
                     logger.warning("rescore: %s", message)
                     continue
                 counts["documents"] += 1
-                was_flagged = item.candidate_id is not None and item.candidate_status not in _NOT_QUEUED
+                was_flagged = item.flagged
                 if record.flagged and not was_flagged:
                     counts["newly_flagged"] += 1
                 elif was_flagged and not record.flagged:
                     counts["unflagged"] += 1
-                if record.flagged != was_flagged:
+                old_score = item.score if item.score is not None else -1.0
+                new_score = record.score if record.score is not None else -1.0
+                if record.flagged != was_flagged or abs(new_score - old_score) > 1e-6:
                     counts["changed"] += 1
     finally:
         engine.dispose()

@@ -342,6 +342,8 @@ def iter_documents_for_rescore(
                     archive=provenance.archive,
                     candidate_id=candidate_id,
                     candidate_status=candidate_status,
+                    flagged=bool(document.flagged),
+                    score=document.score,
                 )
             )
         yield from items

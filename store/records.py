@@ -228,3 +228,5 @@ class RescoreItem:
     archive: ArchiveRef
     candidate_id: int | None
     candidate_status: str | None
+    flagged: bool = False        # the stored verdict's flag (verbatim copies too, which have no candidate)
+    score: float | None = None

@@ -313,7 +313,10 @@ def test_rescore_after_a_rules_change_updates_verdicts_without_any_request(
 
     assert len(demo.server.requests) == requests_before      # no HTTP request at all
     assert (strict.rules_version, strict.documents, strict.errors) == ("test-strict", 16, 0)
-    assert (strict.unflagged, strict.newly_flagged, strict.changed) == (len(before), 0, len(before))
+    # pages, not candidates: the verbatim copy is flagged too (linked, not queued)
+    flagged_pages = sum(1 for page in EXPECTED.values() if page.flagged)
+    assert (strict.unflagged, strict.newly_flagged) == (flagged_pages, 0)
+    assert strict.changed >= flagged_pages   # every flagged page, and any page whose score moved
     after = candidates(settings)
     assert {path_of(c.url): c.status for c in after.values()} == dict.fromkeys(before, "unflagged")
     for candidate in after.values():
@@ -326,5 +329,9 @@ def test_rescore_after_a_rules_change_updates_verdicts_without_any_request(
     _rules_variant(config_dir / "rules.yaml", "test-back")
     back = rescore(load_settings(config_dir, env={"DWATCH_DATA_DIR": str(data_dir)}))
     assert len(demo.server.requests) == requests_before
-    assert (back.rules_version, back.newly_flagged, back.unflagged) == ("test-back", len(before), 0)
+    # every flagged page is flagged again, the verbatim copy too (it stays linked, not queued)
+    assert (back.rules_version, back.newly_flagged, back.unflagged) == ("test-back", flagged_pages, 0)
     assert {path_of(c.url): c.status for c in candidates(settings).values()} == before
+    # the same rules again: nothing changes
+    again = rescore(load_settings(config_dir, env={"DWATCH_DATA_DIR": str(data_dir)}))
+    assert (again.documents, again.newly_flagged, again.unflagged, again.changed) == (16, 0, 0, 0)

@@ -15,9 +15,8 @@ import logging
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from crawler.errors import CrawlError
 from crawler.recording import page_record
-from crawler.runner import load_ruleset
+from crawler.runner import load_ruleset, open_store
 
 if TYPE_CHECKING:
     from config import Settings
@@ -55,14 +54,10 @@ def _rescored_provenance(provenance: Provenance, analysis: PageAnalysis, rules_v
 def rescore(settings: Settings) -> RescoreSummary:
     """Re-run analyse_page on every archived document with the rules in settings.rules_path."""
     from extract import analyse_page
-    from store import StoreError, WarcArchive, make_engine, make_session_factory, queue, upgrade_database
+    from store import StoreError, WarcArchive, make_session_factory, queue
 
     ruleset = load_ruleset(settings)
-    try:
-        upgrade_database(settings.database_url)
-        engine = make_engine(settings.database_url)
-    except StoreError as exc:
-        raise CrawlError(f"store {settings.masked()['database_url']}: {exc}") from exc
+    engine = open_store(settings)
     archive = WarcArchive(settings.archive_dir)
     counts = {"documents": 0, "newly_flagged": 0, "unflagged": 0, "changed": 0, "errors": 0}
     first_error: str | None = None

@@ -31,6 +31,7 @@ from crawler.spiders import SPIDERS_BY_KIND
 from store.records import SourceRunStats
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
     from twisted.python.failure import Failure
 
     from config import Settings, SourceConfig
@@ -95,6 +96,17 @@ def load_ruleset(settings: Settings) -> RuleSet:
         raise CrawlError(f"cannot read the rules file {settings.rules_path}: {exc}") from exc
 
 
+def open_store(settings: Settings) -> Engine:
+    """An engine on the migrated store; a store that cannot be reached is a CrawlError."""
+    from store import StoreError, make_engine, upgrade_database
+
+    try:
+        upgrade_database(settings.database_url)
+        return make_engine(settings.database_url)
+    except StoreError as exc:
+        raise CrawlError(f"store {settings.masked()['database_url']}: {exc}") from exc
+
+
 def _reactor_already_ran() -> bool:
     reactor = sys.modules.get("twisted.internet.reactor")
     return bool(getattr(reactor, "_startedBefore", False))
@@ -122,7 +134,7 @@ def run_crawl(
     settings: Settings, source_ids: Sequence[str] | None = None, *, run_kind: str = "crawl"
 ) -> RunSummary:
     """Crawl the sources once into the store; blocks; once per process (see the module doc)."""
-    from store import StoreError, WarcArchive, make_engine, make_session_factory, queue, upgrade_database
+    from store import WarcArchive, make_session_factory, queue
 
     if _reactor_already_ran():
         raise CrawlError(
@@ -131,11 +143,7 @@ def run_crawl(
         )
     sources = select_sources(settings, source_ids)
     ruleset = load_ruleset(settings)
-    try:
-        upgrade_database(settings.database_url)
-        engine = make_engine(settings.database_url)
-    except StoreError as exc:
-        raise CrawlError(f"store {settings.masked()['database_url']}: {exc}") from exc
+    engine = open_store(settings)
     try:
         session_factory = make_session_factory(engine)
         with session_factory() as session:

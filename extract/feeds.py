@@ -25,13 +25,13 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import lxml.html
 from lxml.etree import ParserError
 
 from extract.types import FeedEntry, FeedProblem, FeedResult
+from extract.urls import absolute_http_url
 
 logger = logging.getLogger(__name__)
 
@@ -62,19 +62,6 @@ def plain_text(markup: str | None) -> str | None:
             text = re.sub(r"<[^>]*>", " ", markup)
     collapsed = _SPACE_RE.sub(" ", text).strip()
     return collapsed or None
-
-
-def _absolute_http(link: object, base: str) -> str | None:
-    if not isinstance(link, str) or not link.strip():
-        return None
-    try:
-        absolute = urljoin(base, link.strip())
-        parts = urlsplit(absolute)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return absolute
 
 
 def _from_struct(value: object) -> datetime | None:
@@ -150,7 +137,7 @@ def _parse_json_feed(body: bytes, url: str) -> FeedResult:
         if not isinstance(item, dict):
             dropped += 1
             continue
-        link = _absolute_http(item.get("url"), base) or _absolute_http(item.get("external_url"), base)
+        link = absolute_http_url(item.get("url"), base) or absolute_http_url(item.get("external_url"), base)
         if link is None:
             dropped += 1
             continue
@@ -186,17 +173,17 @@ def _raw(entry: Mapping[str, Any], key: str) -> Any:
 
 
 def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
-    link = _absolute_http(_raw(entry, "link"), base)
+    link = absolute_http_url(_raw(entry, "link"), base)
     if link:
         return link
     for candidate in _raw(entry, "links") or ():
         if isinstance(candidate, Mapping) and candidate.get("rel", "alternate") == "alternate":
-            link = _absolute_http(candidate.get("href"), base)
+            link = absolute_http_url(candidate.get("href"), base)
             if link:
                 return link
     # Atom ids and RSS guids are often the permalink itself
     entry_id = str(_raw(entry, "id") or "")
-    return _absolute_http(entry_id, base) if entry_id.startswith("http") else None
+    return absolute_http_url(entry_id, base) if entry_id.startswith("http") else None
 
 
 def _entry_date(entry: Mapping[str, Any]) -> datetime | None:

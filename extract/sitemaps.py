@@ -16,11 +16,11 @@ import logging
 import re
 import zlib
 from datetime import UTC, datetime
-from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
 from extract.types import SitemapEntry, SitemapResult
+from extract.urls import absolute_http_url
 
 logger = logging.getLogger(__name__)
 
@@ -80,19 +80,6 @@ def parse_w3c_datetime(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _http_url(text: str | None, base: str) -> str | None:
-    if not text or not text.strip():
-        return None
-    try:
-        absolute = urljoin(base, text.strip())
-        parts = urlsplit(absolute)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return absolute
-
-
 def _local(tag: object) -> str:
     """Local name of an element tag: "{ns}url", "ns:url" (an unbound prefix kept by recover
     mode) and "url" all give "url"; comments and other nodes give ""."""
@@ -126,7 +113,7 @@ def _parse_text(text: str, url: str) -> SitemapResult:
         line = line.strip()
         if not line:
             continue
-        loc = _http_url(line, url) if line.lower().startswith(("http://", "https://")) else None
+        loc = absolute_http_url(line, url) if line.lower().startswith(("http://", "https://")) else None
         if loc is None:
             skipped += 1
         else:
@@ -174,7 +161,7 @@ def _parse_xml(body: bytes, url: str) -> SitemapResult:
         # some generators put the bare URL in <sitemap>/<url> without <loc>
         has_loc = any(_local(child.tag) == "loc" for child in element)
         raw_loc = _child_text(element, "loc") if has_loc else (element.text or "").strip() or None
-        loc = _http_url(raw_loc, url)
+        loc = absolute_http_url(raw_loc, url)
         if loc is None:
             dropped += 1
             continue
@@ -243,7 +230,7 @@ def sitemaps_from_robots(robots_txt: str, base_url: str) -> list[str]:
         match = _ROBOTS_SITEMAP.match(line) or _BARE_URL.match(line)
         if not match:
             continue
-        url = _http_url(match.group(1), base_url)
+        url = absolute_http_url(match.group(1), base_url)
         if url and url not in found:
             found.append(url)
     return found

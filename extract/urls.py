@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import SplitResult, unquote_plus, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote_plus, urljoin, urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url as _w3lib_canonicalize
 
@@ -139,3 +139,17 @@ def same_site(url_a: str, url_b: str) -> bool:
     """
     host_a = site_host(url_a)
     return bool(host_a) and host_a == site_host(url_b)
+
+
+def absolute_http_url(link: object, base: str) -> str | None:
+    """`link` resolved against `base` when that gives an http(s) URL with a host, else None."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        absolute = urljoin(base, link.strip())
+        parts = urlsplit(absolute)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return absolute

@@ -173,6 +173,9 @@ def print_queue(rows: list[Any]) -> None:
           _fmt_date(r.published), r.canonical_url] for r in rows],
     )
     click.echo(f"{len(rows)} candidate(s)")
+    if not rows:
+        click.echo("(none yet: `dwatch crawl` fills the queue; `dwatch demo` shows the whole flow offline)",
+                   err=True)
 
 
 @main.command()

@@ -80,7 +80,7 @@ def test_queue_lists_candidates_with_filters(demo_run: dict[str, Any]) -> None:
     assert f"{len(ar_paths)} candidate(s)" in arabic.output
     for path in ar_paths:
         assert path in arabic.output
-    assert dwatch(run_dir, "queue", "--status", "accepted").output.strip().endswith("0 candidate(s)")
+    assert dwatch(run_dir, "queue", "--status", "accepted").stdout.strip().endswith("0 candidate(s)")
     assert "0 candidate(s)" in dwatch(run_dir, "queue", "--since", "2099-01-01").output
 
 

@@ -13,6 +13,7 @@ from extract.errors import ExtractError, InvalidURLError, SignatureError
 from extract.feeds import parse_feed
 from extract.language import detect_language
 from extract.prefilter import could_match
+from extract.quality import QualityReport, below_floors, format_report, load_corpus, score_corpus
 from extract.rules import RulesError, RuleSet, evaluate, load_rules, scored_text
 from extract.sitemaps import parse_sitemap, sitemaps_from_robots
 from extract.types import (
@@ -31,6 +32,11 @@ from extract.types import (
 from extract.urls import canonicalize_url, same_site
 
 __all__ = [
+    "QualityReport",
+    "below_floors",
+    "format_report",
+    "load_corpus",
+    "score_corpus",
     "MIN_TEXT_LENGTH",
     "Article",
     "Contribution",

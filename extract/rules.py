@@ -198,8 +198,10 @@ def _evaluate_rule(ctx: _Context, rule: Rule) -> tuple[_Outcome | None, list[Con
         bad = ctx.hits(clause.group)
         if len(bad) < clause.group.min:
             continue
-        hits = [ctx.far_from(g, bad, clause.within) for g in hits]
-        any_hits = [ctx.far_from(g, bad, clause.within) for g in any_hits]
+        hits = [ctx.far_from(h, bad, clause.within) if clause.applies_to(g) else h
+                for g, h in zip(groups, hits, strict=True)]
+        any_hits = [ctx.far_from(h, bad, clause.within) if clause.applies_to(g) else h
+                    for g, h in zip(rule.anywhere, any_hits, strict=True)]
     factor, reported = _fire(ctx, rule, hits, any_hits)
     if base_factor and factor < base_factor:
         lost = rule.weight * (factor - base_factor)

@@ -40,7 +40,7 @@ _TOP = ("version", "description", "scoring", "related_languages", "require", "te
 _SCORING = ("threshold", "full_score", "title_weight", "lead_weight", "lead_paragraphs", "lead_min_words")
 _RULE = ("description", "weight", "all", "within", "anywhere", "weighted", "min", "where", "not")
 _GROUP = ("lexicon", "lexicons", "terms", "signal", "min")
-_NOT = ("lexicon", "lexicons", "terms", "signal", "min", "within", "effect", "weight")
+_NOT = ("lexicon", "lexicons", "terms", "signal", "min", "within", "effect", "weight", "on")
 _WEIGHTED = ("lexicon", "lexicons", "terms", "signal", "min", "weight", "cap")
 _NARRATIVE = ("description", "lexicon", "lexicons", "terms", "min")
 _TESTIMONY = ("quote_marks", "dash_speech", "first_person")
@@ -308,8 +308,15 @@ def _rule(doc: _Doc, rid: str, value: Any, lexicons: dict[str, Lexicon]) -> Rule
                 doc.fail(npath, "effect 'lower' needs 'weight'", "Add weight: <points to take off>.")
             nweight = doc.number(item["weight"], (*npath, "weight"), low=0)
         within = _window(doc, item["within"], (*npath, "within")) if "within" in item else Window()
+        on = tuple(doc.str_list(item["on"], (*npath, "on"))) if "on" in item else ()
+        used = {name for g in (*groups, *anywhere, *(w.group for w in weighted))
+                for name in g.lexicons}
+        for name in on:
+            if name not in used:
+                doc.fail((*npath, "on"), f"'{name}' is not a lexicon of this rule's groups",
+                         f"Name one of: {', '.join(sorted(used)) or 'none (use terms groups)'}.")
         nots.append(NotClause(_group(doc, item, npath, lexicons, _NOT), within,
-                              effect, nweight))  # type: ignore[arg-type]
+                              effect, nweight, on))  # type: ignore[arg-type]
     if "not" in spec and not isinstance(spec["not"], list):
         doc.fail((*path, "not"), "expected a list of negative contexts", "Write not: [{...}].")
     return Rule(

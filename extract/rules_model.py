@@ -91,6 +91,11 @@ class NotClause:
     within: Window
     effect: Literal["cancel", "lower"]
     weight: float = 0.0                      # points taken off when effect == "lower"
+    on: tuple[str, ...] = ()                 # cancel only hits of groups using these lexicons
+
+    def applies_to(self, group: Group) -> bool:
+        """Whether a ``cancel`` clause removes the hits of ``group`` (all groups by default)."""
+        return not self.on or any(name in self.on for name in group.lexicons)
 
 
 @dataclass(frozen=True)

@@ -239,3 +239,37 @@ def test_require_gate_and_verdict_record() -> None:
     assert record["contributions"][0]["rule"] == "near_words"
     assert record["matches"][0] == {"term": "defect*", "rule": "near_words/leave|exit_word",
                                     "start": 3, "end": 11, "text": "defected"}
+
+
+# ---------------------------------------------------------------- cancel only some groups (on:)
+
+_ON_RULES = """\
+version: "on-1"
+scoring: {threshold: 0.5, full_score: 2.0}
+lexicons:
+  is_names: {en: [islamic state]}
+  leaving: {en: [left, fled]}
+  negation: {en: [not, never]}
+rules:
+  left_is:
+    weight: 2.0
+    all: [is_names, leaving]
+    within: sentence
+    not:
+      - {lexicon: negation, within: {words: 2}, effect: cancel%s}
+"""
+
+
+def test_cancel_on_named_lexicons_spares_the_other_groups() -> None:
+    everything = parse_rules(_ON_RULES % "")
+    leaving_only = parse_rules(_ON_RULES % ", on: [leaving]")
+    # "not" sits next to the IS name, not next to the leaving word: only `on:` keeps the rule
+    text = "x\nHe left the Islamic State: not a day too soon."
+    assert not evaluate(everything, None, text, "en").flagged
+    kept = evaluate(leaving_only, None, text, "en")
+    assert kept.flagged and _points(kept.contributions, "left_is") == 2.0
+    # a negated leaving word is still cancelled
+    v = evaluate(leaving_only, None, "x\nHe never left the Islamic State.", "en")
+    assert not v.flagged
+    assert [(n.rule, n.reason) for n in v.negatives] == [
+        ("left_is/not", "left_is cancelled by nearby 'never'")]

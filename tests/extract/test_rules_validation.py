@@ -44,7 +44,7 @@ def test_the_shipped_rules_load() -> None:
     assert ruleset.version
     assert {"left_is", "defector_term", "member_left"} <= {r.id for r in ruleset.rules}
     assert set(ruleset.require) == {"left_is", "defector_term", "member_left", "defected_from_is",
-                                    "defector_profile"}
+                                    "defector_profile", "defector_story"}
     languages = set(ruleset.lexicons["leaving"].terms)
     assert {"en", "ar", "fr", "de", "nl", "sv", "da", "no", "tr", "ru", "es", "it", "pt",
             "id"} <= languages
@@ -139,3 +139,13 @@ def test_unknown_required_rule_and_yaml_syntax(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="file not found"):
         load_rules(tmp_path / "nope.yaml")
+
+
+def test_cancel_on_must_name_a_lexicon_of_the_rule(tmp_path: Path) -> None:
+    good = GOOD.replace("within: sentence",
+                        "within: sentence\n    not:\n      - {lexicon: is_names, within: sentence, "
+                        "on: [leaving]}")
+    assert parse_rules(good).rules[0].not_[0].on == ("leaving",)
+    err = _error(good.replace("on: [leaving]", "on: [leavin]"), tmp_path)
+    assert "field 'not[0].on': 'leavin' is not a lexicon of this rule's groups" in str(err)
+    assert "Name one of: is_names, leaving." in str(err)

@@ -66,7 +66,8 @@ class _Context:
     def quotes(self) -> list[tuple[int, int]]:
         if self._quotes is None:
             t = self.rs.testimony
-            self._quotes = quote_spans(self.layout, t.quote_marks, t.dash_speech)
+            self._quotes = quote_spans(self.layout, t.quote_marks, t.dash_speech,
+                                       t.interview_answers)
         return self._quotes
 
     def hits(self, group: Group) -> list[Hit]:

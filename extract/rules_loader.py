@@ -43,7 +43,7 @@ _GROUP = ("lexicon", "lexicons", "terms", "signal", "min")
 _NOT = ("lexicon", "lexicons", "terms", "signal", "min", "within", "effect", "weight", "on")
 _WEIGHTED = ("lexicon", "lexicons", "terms", "signal", "min", "weight", "cap")
 _NARRATIVE = ("description", "lexicon", "lexicons", "terms", "min")
-_TESTIMONY = ("quote_marks", "dash_speech", "first_person")
+_TESTIMONY = ("quote_marks", "dash_speech", "interview_answers", "first_person")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 
 
@@ -409,11 +409,14 @@ def _testimony(doc: _Doc, value: Any, lexicons: dict[str, Lexicon]) -> Testimony
         if first_person not in lexicons:
             doc.fail(("testimony", "first_person"), f"unknown lexicon '{first_person}'",
                      "Name the lexicon of first-person words (I, me, my, ...).")
-    dash = spec.get("dash_speech", True)
-    if not isinstance(dash, bool):
-        doc.fail(("testimony", "dash_speech"), f"expected true or false, got {_show(dash)}",
-                 "Write true or false.")
-    return Testimony(tuple(marks), dash, first_person)
+    flags: dict[str, bool] = {}
+    for key, default in (("dash_speech", True), ("interview_answers", False)):
+        value = spec.get(key, default)
+        if not isinstance(value, bool):
+            doc.fail(("testimony", key), f"expected true or false, got {_show(value)}",
+                     "Write true or false.")
+        flags[key] = value
+    return Testimony(tuple(marks), flags["dash_speech"], first_person, flags["interview_answers"])
 
 
 def load_rules(path: Path | str) -> RuleSet:

@@ -132,6 +132,7 @@ class Testimony:
     quote_marks: tuple[tuple[str, str], ...] = ()
     dash_speech: bool = True                 # a paragraph opening with a dash is speech
     first_person: str | None = None          # lexicon of first-person words
+    interview_answers: bool = False          # in a Q&A interview, answers are speech
 
 
 @dataclass

@@ -8,6 +8,8 @@ Quotation marks come from rules.yaml (``testimony.quote_marks``: pairs of openin
 closing characters, folded like the text). A straight or typographic apostrophe only opens
 a quote after a space or bracket and only closes one before a non-letter, so "don't" is not
 a quote. A paragraph that opens with a dash (Russian, Swedish, Spanish dialogue) is speech.
+In a question-and-answer interview (two or more short paragraphs that end in a question
+mark), the paragraph answering a question is the interviewee's speech.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from extract.normalize import fold
 __all__ = ["quote_spans", "quote_hits", "first_person_in_quotes"]
 
 _DASHES = ("-", "–", "—", "―")
+_QUESTION_MARKS = ("?", "؟", "？")
+_QUESTION_MAX_WORDS = 40     # interview questions are short; a long paragraph is narrative
+_MIN_QUESTIONS = 2           # one question paragraph can be rhetorical; an interview has several
 _AMBIGUOUS = {"'"}
 
 
@@ -33,8 +38,21 @@ def _closes(text: str, i: int) -> bool:
     return not before.isspace() and not after.isalnum()
 
 
+def _answers(text: str, paragraphs: list[tuple[int, int]]) -> set[int]:
+    """Indexes of paragraphs that answer an interview question (see the module doc)."""
+    def is_question(start: int, end: int) -> bool:
+        body = text[start:end].strip()
+        return body.endswith(_QUESTION_MARKS) and len(body.split()) <= _QUESTION_MAX_WORDS
+    questions = [is_question(a, b) for a, b in paragraphs]
+    if sum(questions) < _MIN_QUESTIONS:
+        return set()
+    return {i for i in range(1, len(paragraphs)) if questions[i - 1] and not questions[i]
+            and text[paragraphs[i][0]:paragraphs[i][1]].strip()}
+
+
 def quote_spans(
-    layout: Layout, marks: tuple[tuple[str, str], ...], dash_speech: bool = True
+    layout: Layout, marks: tuple[tuple[str, str], ...], dash_speech: bool = True,
+    interview_answers: bool = False,
 ) -> list[tuple[int, int]]:
     """[start, end) spans of quoted speech in the folded text, within paragraphs."""
     text = layout.norm.text
@@ -43,10 +61,15 @@ def quote_spans(
         closers.setdefault(fold(opening) or opening, set()).add(fold(closing) or closing)
     spans: list[tuple[int, int]] = []
     bounds = [*layout.paragraph_starts, len(text)]
-    for p_start, p_end in zip(bounds, bounds[1:], strict=False):
+    paragraphs = list(zip(bounds, bounds[1:], strict=False))
+    answers = _answers(text, paragraphs) if interview_answers else set()
+    for index, (p_start, p_end) in enumerate(paragraphs):
         para_start = p_start
         while para_start < p_end and text[para_start].isspace():
             para_start += 1
+        if index in answers:
+            spans.append((para_start, p_end))
+            continue
         if dash_speech and para_start < p_end and text[para_start] in _DASHES:
             spans.append((para_start, p_end))
             continue

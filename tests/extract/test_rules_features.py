@@ -8,7 +8,7 @@ import pytest
 
 from extract.matching import TermMatcher, parse_term
 from extract.normalize import normalize
-from extract.rules import RuleSet, evaluate, load_rules, parse_rules, scored_text
+from extract.rules import RulesError, RuleSet, evaluate, load_rules, parse_rules, scored_text
 
 FEATURES = Path(__file__).resolve().parent / "fixtures" / "rules" / "features.yaml"
 
@@ -273,3 +273,42 @@ def test_cancel_on_named_lexicons_spares_the_other_groups() -> None:
     assert not v.flagged
     assert [(n.rule, n.reason) for n in v.negatives] == [
         ("left_is/not", "left_is cancelled by nearby 'never'")]
+
+
+# ---------------------------------------------------------------- Q&A interviews
+
+_QA_RULES = """\
+version: "qa-1"
+scoring: {threshold: 0.5, full_score: 1.0}
+testimony:
+  quote_marks: [['"', '"']]
+  interview_answers: %s
+  first_person: first_person
+lexicons:
+  first_person: {en: [i, my, we]}
+rules:
+  own_words:
+    weight: 1.0
+    all: [{signal: quoted_first_person}]
+"""
+
+_INTERVIEW = ("x\nShe left Raqqa in 2017. Here is the interview.\n"
+              "Why did you go?\nMy husband was already there.\n"
+              "When did you decide to leave?\nAfter he died we ran at night.")
+
+
+def test_interview_answers_are_speech() -> None:
+    on = parse_rules(_QA_RULES % "true")
+    v = evaluate(on, None, _INTERVIEW, "en")
+    assert v.flagged
+    assert [m.text for m in v.matches if "quoted_first_person" in m.rule] == ["My", "we"]
+    # off (the default), answers without quotation marks are not speech
+    assert not evaluate(parse_rules(_QA_RULES % "false"), None, _INTERVIEW, "en").flagged
+    # one question is rhetorical, not an interview: the next paragraph is narration
+    rhetorical = "x\nWhy did they go?\nWe do not know, say the families.\nThey left in 2015."
+    assert not evaluate(on, None, rhetorical, "en").flagged
+
+
+def test_interview_answers_must_be_a_boolean() -> None:
+    with pytest.raises(RulesError, match=r"interview_answers.*expected true or false"):
+        parse_rules(_QA_RULES % "'yes'")

@@ -85,6 +85,13 @@ class _Context:
             self._hits[key] = found
         return found
 
+    def negatives(self, clause: NotClause) -> list[Hit]:
+        """The hits of a negative context, only those in its ``where`` zone."""
+        found = self.hits(clause.group)
+        if clause.where == "text":
+            return found
+        return [h for h in found if self.in_where(h, clause.where)]
+
     def factor(self, hit: Hit) -> float:
         return self.factors[self.layout.zone(hit.start)]
 
@@ -196,7 +203,7 @@ def _evaluate_rule(ctx: _Context, rule: Rule) -> tuple[_Outcome | None, list[Con
     neg_hits: list[tuple[str, Hit]] = []
     cancels = [c for c in rule.not_ if c.effect == "cancel"]
     for clause in cancels:
-        bad = ctx.hits(clause.group)
+        bad = ctx.negatives(clause)
         if len(bad) < clause.group.min:
             continue
         hits = [ctx.far_from(h, bad, clause.within) if clause.applies_to(g) else h
@@ -206,11 +213,11 @@ def _evaluate_rule(ctx: _Context, rule: Rule) -> tuple[_Outcome | None, list[Con
     factor, reported = _fire(ctx, rule, hits, any_hits)
     if base_factor and factor < base_factor:
         lost = rule.weight * (factor - base_factor)
-        bad_terms = _sample(ctx, [b for c in cancels for b in ctx.hits(c.group)])
+        bad_terms = _sample(ctx, [b for c in cancels for b in ctx.negatives(c)])
         negatives.append(Contribution(
             f"{rule.id}/not", lost,
             f"{rule.id} {'cancelled' if not factor else 'weakened'} by nearby {bad_terms}"))
-        neg_hits += [(f"{rule.id}/not", b) for c in cancels for b in ctx.hits(c.group)][:10]
+        neg_hits += [(f"{rule.id}/not", b) for c in cancels for b in ctx.negatives(c)][:10]
     if not factor:
         return None, negatives, neg_hits
     tagged = [(g.label, h) for g, g_hits in zip(groups, hits, strict=True) for h in g_hits
@@ -220,7 +227,7 @@ def _evaluate_rule(ctx: _Context, rule: Rule) -> tuple[_Outcome | None, list[Con
     outcome = _Outcome(rule, rule.weight * factor, factor, tagged, _reason(ctx, rule, factor, tagged))
     for clause in rule.not_:
         if clause.effect == "lower" and _lowers(ctx, clause, [h for _, h in tagged]):
-            bad = ctx.hits(clause.group)
+            bad = ctx.negatives(clause)
             negatives.append(Contribution(
                 f"{rule.id}/not:{clause.group.label}", -clause.weight,
                 f"{rule.id} lowered by {_sample(ctx, bad)} {clause.within.describe()}"))
@@ -229,7 +236,7 @@ def _evaluate_rule(ctx: _Context, rule: Rule) -> tuple[_Outcome | None, list[Con
 
 
 def _lowers(ctx: _Context, clause: NotClause, hits: list[Hit]) -> bool:
-    bad = ctx.hits(clause.group)
+    bad = ctx.negatives(clause)
     if len(bad) < clause.group.min:
         return False
     return len(ctx.far_from(hits, bad, clause.within)) < len(hits)
@@ -285,7 +292,10 @@ def evaluate(ruleset: RuleSet, title: str | None, text: str, lang: str) -> Verdi
                 negatives.append(Contribution(rule.id, outcome.points, outcome.reason))
             tagged += [(f"{rule.id}/{lab}", h) for lab, h in outcome.hits][:_MAX_MATCHES_PER_RULE]
     contributions += [n for n in negatives if "/not:" in n.rule]
-    points = sum(c.weight for c in contributions)
+    evidence = sum(c.weight for c in contributions if c.weight > 0)
+    if ruleset.evidence_cap is not None:
+        evidence = min(evidence, ruleset.evidence_cap)
+    points = evidence + sum(c.weight for c in contributions if c.weight < 0)
     score = min(1.0, max(0.0, points / ruleset.full_score))
     required_ok = not ruleset.require or any(r in fired for r in ruleset.require)
     flagged = score >= ruleset.threshold and required_ok
@@ -314,9 +324,13 @@ def _matches(ctx: _Context, tagged: list[tuple[str, Hit]]) -> tuple[Match, ...]:
 def _explain(rs: RuleSet, flagged: bool, score: float, points: float,
              contributions: list[Contribution], negatives: list[Contribution],
              required_ok: bool) -> str:
+    capped = ""
+    evidence = sum(c.weight for c in contributions if c.weight > 0)
+    if rs.evidence_cap is not None and evidence > rs.evidence_cap:
+        capped = f", evidence {evidence:.2f} counted as {rs.evidence_cap:g}"
     head = (f"{'flagged' if flagged else 'not flagged'}: score {score:.2f} "
             f"({'>=' if score >= rs.threshold else '<'} threshold {rs.threshold:.2f}; "
-            f"{points:.2f} of {rs.full_score:g} points)")
+            f"{points:.2f} of {rs.full_score:g} points{capped})")
     parts = [f"{c.rule} {c.weight:+.2f}" for c in contributions]
     parts += [f"{n.rule} {n.weight:+.2f} (cancelled)" for n in negatives if n.rule.endswith("/not")]
     tail = f"; {', '.join(parts)}" if parts else "; no rule fired"

@@ -37,10 +37,11 @@ PathT = tuple[str | int, ...]
 
 _TOP = ("version", "description", "scoring", "related_languages", "require", "testimony",
         "lexicons", "rules", "narratives")
-_SCORING = ("threshold", "full_score", "title_weight", "lead_weight", "lead_paragraphs", "lead_min_words")
+_SCORING = ("threshold", "full_score", "title_weight", "lead_weight", "lead_paragraphs", "lead_min_words",
+            "evidence_cap")
 _RULE = ("description", "weight", "all", "within", "anywhere", "weighted", "min", "where", "not")
 _GROUP = ("lexicon", "lexicons", "terms", "signal", "min")
-_NOT = ("lexicon", "lexicons", "terms", "signal", "min", "within", "effect", "weight", "on")
+_NOT = ("lexicon", "lexicons", "terms", "signal", "min", "within", "effect", "weight", "on", "where")
 _WEIGHTED = ("lexicon", "lexicons", "terms", "signal", "min", "weight", "cap")
 _NARRATIVE = ("description", "lexicon", "lexicons", "terms", "min")
 _TESTIMONY = ("quote_marks", "dash_speech", "interview_answers", "first_person")
@@ -315,8 +316,9 @@ def _rule(doc: _Doc, rid: str, value: Any, lexicons: dict[str, Lexicon]) -> Rule
             if name not in used:
                 doc.fail((*npath, "on"), f"'{name}' is not a lexicon of this rule's groups",
                          f"Name one of: {', '.join(sorted(used)) or 'none (use terms groups)'}.")
+        nwhere = doc.choice(item.get("where", "text"), (*npath, "where"), ("text", "lead", "title"))
         nots.append(NotClause(_group(doc, item, npath, lexicons, _NOT), within,
-                              effect, nweight, on))  # type: ignore[arg-type]
+                              effect, nweight, on, nwhere))  # type: ignore[arg-type]
     if "not" in spec and not isinstance(spec["not"], list):
         doc.fail((*path, "not"), "expected a list of negative contexts", "Write not: [{...}].")
     return Rule(
@@ -388,6 +390,8 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
                                     low=0),
         lead_min_words=doc.integer(scoring.get("lead_min_words", 0), ("scoring", "lead_min_words"),
                                    low=0),
+        evidence_cap=doc.number(scoring["evidence_cap"], ("scoring", "evidence_cap"), low=0)
+        if "evidence_cap" in scoring else None,
         related_languages=related,
         path=None if source.startswith("<") else Path(source),
     )

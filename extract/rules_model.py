@@ -92,6 +92,7 @@ class NotClause:
     effect: Literal["cancel", "lower"]
     weight: float = 0.0                      # points taken off when effect == "lower"
     on: tuple[str, ...] = ()                 # cancel only hits of groups using these lexicons
+    where: Literal["text", "lead", "title"] = "text"   # only negative terms found there count
 
     def applies_to(self, group: Group) -> bool:
         """Whether a ``cancel`` clause removes the hits of ``group`` (all groups by default)."""
@@ -151,6 +152,7 @@ class RuleSet:
     lead_weight: float = 1.0
     lead_paragraphs: int = 2
     lead_min_words: int = 0        # shorter lines (kickers, headings) do not count as lead paragraphs
+    evidence_cap: float | None = None   # positive points count up to this before negative rules apply
     related_languages: dict[str, tuple[str, ...]] = field(default_factory=dict)
     path: Path | None = None
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -312,3 +312,59 @@ def test_interview_answers_are_speech() -> None:
 def test_interview_answers_must_be_a_boolean() -> None:
     with pytest.raises(RulesError, match=r"interview_answers.*expected true or false"):
         parse_rules(_QA_RULES % "'yes'")
+
+
+# ---------------------------------------------------------------- negative contexts by zone (where:)
+
+_ZONE_RULES = """\
+version: "zone-1"
+scoring: {threshold: 0.5, full_score: 2.0%s}
+lexicons:
+  is_names: {en: [islamic state]}
+  leaving: {en: [left, fled]}
+  other_groups: {en: [al-shabaab]}
+rules:
+  left_is:
+    weight: 3.0
+    all: [is_names, leaving]
+    within: sentence
+  other_group_story:
+    weight: -2.0
+    where: lead
+    all: [other_groups]
+    not:
+      - {lexicon: is_names, where: title, effect: cancel}
+"""
+
+
+def test_negative_context_counts_only_in_its_zone() -> None:
+    rules = parse_rules(_ZONE_RULES % "")
+    body = "Al-Shabaab fighters, rivals of the group, describe the camp.\nOne left the Islamic State."
+    vetoed = evaluate(rules, "Former militants speak", body, "en")
+    assert _points(vetoed.contributions, "other_group_story") == -2.0
+    # the same IS name in the title cancels the frame; in the body it does not
+    named = evaluate(rules, "An Islamic State defector speaks", body, "en")
+    assert _points(named.contributions, "other_group_story") is None
+    assert "other_group_story/not" in named.explanation
+
+
+def test_where_of_a_negative_context_is_validated() -> None:
+    bad = _ZONE_RULES.replace("where: title, effect", "where: footer, effect") % ""
+    with pytest.raises(RulesError, match=r"other_group_story.*not\[0\]\.where.*'footer' is not one of"):
+        parse_rules(bad)
+
+
+# ---------------------------------------------------------------- evidence cap
+
+
+def test_evidence_cap_lets_a_negative_frame_outweigh_piled_up_evidence() -> None:
+    text = "x\nHe left the Islamic State. He fled the Islamic State.\nAl-Shabaab recruits listened."
+    body_rules = _ZONE_RULES.replace("    where: lead\n    all: [other_groups]", "    all: [other_groups]")
+    uncapped = parse_rules(body_rules % "")
+    capped = parse_rules(body_rules % ", evidence_cap: 2.0")
+    assert evaluate(uncapped, None, text, "en").score == 0.5      # (3.0 - 2.0) / 2.0
+    v = evaluate(capped, None, text, "en")
+    assert v.score == 0.0 and not v.flagged                        # (min(3.0, 2.0) - 2.0) / 2.0
+    assert "evidence 3.00 counted as 2" in v.explanation
+    with pytest.raises(RulesError, match=r"evidence_cap"):
+        parse_rules(body_rules % ", evidence_cap: -1")

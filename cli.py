@@ -321,7 +321,7 @@ def classify_file(path: Path, ruleset: Any) -> dict[str, Any]:
         return {"flagged": False, "score": 0.0, "lang": None, "title": None, "matches": [],
                 "narratives": [], "error": f"cannot read {path}: {exc.strerror or exc}"}
     if path.suffix.lower() == ".txt":
-        analysis = analyse_text(body.decode("utf-8", errors="replace"), None, ruleset)
+        analysis = analyse_text(body.decode("utf-8", errors="replace"), None, ruleset, find_headline=True)
     else:
         analysis = analyse_page(body, path.resolve().as_uri(), None, ruleset)
     verdict = analysis.verdict

@@ -1,6 +1,6 @@
 """Print the filter's precision and recall per language on the labelled corpus.
 
-    python bench/filter_quality.py [--corpus DIR] [--rules FILE] [--quiet]
+    python bench/filter_quality.py [--corpus DIR] [--rules FILE] [--quiet] [--as-classified]
 
 The corpus (tests/fixtures/corpus/*.yaml) is written by the team; the floors CI holds the
 rules to are in tests/fixtures/corpus/baseline.json.
@@ -24,11 +24,14 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=REPO / "tests" / "fixtures" / "corpus")
     parser.add_argument("--rules", type=Path, default=REPO / "config" / "rules.yaml")
     parser.add_argument("--quiet", action="store_true", help="only the table, no ids")
+    parser.add_argument("--as-classified", action="store_true",
+                        help="score each story as `dwatch classify` scores a saved .txt file "
+                             "(headline found in the text, language detected)")
     args = parser.parse_args()
     ruleset = load_rules(args.rules)
     items = load_corpus(args.corpus)
     started = time.perf_counter()
-    report = score_corpus(ruleset, items)
+    report = score_corpus(ruleset, items, as_classified=args.as_classified)
     elapsed = time.perf_counter() - started
     print(format_report(report, details=not args.quiet))
     print(f"{len(items)} stories scored in {elapsed:.2f} s ({len(items) / elapsed:.0f} stories/s)")

@@ -82,9 +82,12 @@ def analyse_page(
     return analyse_extraction(extracted, ruleset)
 
 
-def analyse_text(text: str, title: str | None, ruleset: RuleSet) -> PageAnalysis:
+def analyse_text(
+    text: str, title: str | None, ruleset: RuleSet, *, find_headline: bool = False
+) -> PageAnalysis:
     """Analyse text given directly (a .txt file, a stored document being rescored).
 
     No prefilter and no minimum length: text given explicitly is always scored, unless empty.
+    `find_headline`: with no title, a first line that reads as a headline is scored as the title.
     """
-    return analyse_extraction(text_extraction(text, "", title), ruleset)
+    return analyse_extraction(text_extraction(text, "", title, find_headline=find_headline), ruleset)

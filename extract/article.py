@@ -45,6 +45,7 @@ __all__ = [
     "extraction_of_decoded",
     "is_plain_text",
     "sniff_body",
+    "split_headline",
     "text_extraction",
 ]
 
@@ -222,11 +223,34 @@ def extract_markup(markup: str, url: str, *, min_length: int = MIN_TEXT_LENGTH) 
     return _length_check(article, min_length)
 
 
-def text_extraction(text: str, url: str, title: str | None = None, *, min_length: int = 0) -> Extraction:
-    """Plain text as an article (the Extraction form of `article_from_text`)."""
+_HEADLINE_MAX_CHARS = 200
+_HEADLINE_MAX_WORDS = 30
+
+
+def split_headline(body: str) -> tuple[str | None, str]:
+    """A plain text's headline and the rest, when its first paragraph reads as one.
+
+    A saved article usually starts with its headline: one line, at most 200 characters and 30
+    words, not ending in a full stop, followed by more text. Anything else has no headline.
+    """
+    first, sep, rest = body.partition("\n\n")
+    if (not sep or not rest.strip() or "\n" in first or len(first) > _HEADLINE_MAX_CHARS
+            or len(first.split()) > _HEADLINE_MAX_WORDS or first.rstrip().endswith((".", ":", ";", ","))):
+        return None, body
+    return first.strip(), rest.strip()
+
+
+def text_extraction(text: str, url: str, title: str | None = None, *, min_length: int = 0,
+                    find_headline: bool = False) -> Extraction:
+    """Plain text as an article (the Extraction form of `article_from_text`).
+
+    `find_headline`: with no title given, a first line that reads as a headline is the title.
+    """
     body = _tidy_text(text.removeprefix("\ufeff"))
     if not body:
         return Extraction(None, Skip("empty", "the text is empty"))
+    if title is None and find_headline:
+        title, body = split_headline(body)
     article = Article(
         url=url,
         title=_clean(title),
@@ -241,14 +265,14 @@ def text_extraction(text: str, url: str, title: str | None = None, *, min_length
 
 
 def article_from_text(
-    text: str, url: str, title: str | None = None, *, min_length: int = 0
+    text: str, url: str, title: str | None = None, *, min_length: int = 0, find_headline: bool = False
 ) -> Article | Skip:
     """An Article from plain text (a .txt file, a text/plain response).
 
     No minimum length by default: text given by hand is scored whatever its length. The
     crawler's text/plain path passes `min_length=MIN_TEXT_LENGTH`.
     """
-    return text_extraction(text, url, title, min_length=min_length).result
+    return text_extraction(text, url, title, min_length=min_length, find_headline=find_headline).result
 
 
 def is_plain_text(body: bytes, content_type: str | None) -> bool:
@@ -259,7 +283,7 @@ def is_plain_text(body: bytes, content_type: str | None) -> bool:
 def extraction_of_decoded(decoded: str, url: str, *, plain: bool = False) -> Extraction:
     """Extract from an already decoded page (`plain`: treat it as text, not HTML)."""
     if plain:
-        return text_extraction(decoded, url, min_length=MIN_TEXT_LENGTH)
+        return text_extraction(decoded, url, min_length=MIN_TEXT_LENGTH, find_headline=True)
     return extract_markup(decoded, url)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from extract.analysis import analyse_text
 from extract.rules import evaluate
 from extract.rules_model import RuleSet
 
@@ -111,11 +112,26 @@ def load_corpus(directory: Path) -> list[CorpusItem]:
     return items
 
 
-def score_corpus(ruleset: RuleSet, items: Iterable[CorpusItem]) -> QualityReport:
-    """Evaluate every item with the item's own language (as langdetect would give it)."""
+def _flagged_as_classified(ruleset: RuleSet, item: CorpusItem) -> bool:
+    """The verdict `dwatch classify` gives the item saved as a .txt file (headline, blank line, text)."""
+    analysis = analyse_text(f"{item.title}\n\n{item.text}", None, ruleset, find_headline=True)
+    return bool(analysis.verdict and analysis.verdict.flagged)
+
+
+def score_corpus(
+    ruleset: RuleSet, items: Iterable[CorpusItem], *, as_classified: bool = False
+) -> QualityReport:
+    """Evaluate every item with the item's own language.
+
+    `as_classified`: evaluate it as `dwatch classify` would a saved .txt file instead: the
+    headline found in the text, the language detected by langdetect.
+    """
     report = QualityReport(rules_version=ruleset.version)
     for item in items:
-        flagged = evaluate(ruleset, item.title, item.text, item.lang).flagged
+        if as_classified:
+            flagged = _flagged_as_classified(ruleset, item)
+        else:
+            flagged = evaluate(ruleset, item.title, item.text, item.lang).flagged
         report.overall.add(item.positive, flagged)
         report.by_language.setdefault(item.lang, LanguageScore()).add(item.positive, flagged)
         if item.positive and not flagged:

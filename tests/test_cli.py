@@ -147,6 +147,20 @@ def test_classify_prints_one_json_object_per_file(demo_run: dict[str, Any], tmp_
     assert "cannot read" in records[3]["error"]
 
 
+def test_classify_reads_the_headline_of_a_text_file(tmp_path: Path) -> None:
+    story = tmp_path / "story.txt"
+    story.write_text(
+        "«I left the Islamic State after a year»: a former fighter tells his story\n\n"
+        "Karim joined the group in 2014. “I saw them whip an old man for smoking. I decided to leave,” "
+        "he told us. In 2015 he paid a smuggler and crossed into Turkey.\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["classify", str(story)])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert record["title"] == "«I left the Islamic State after a year»: a former fighter tells his story"
+    assert record["flagged"] is True and record["lang"] == "en"
+    assert "left_is +2.62" in record["explanation"]   # 1.75 points x 1.5: the evidence is in the title
+
+
 def test_config_error_is_reported_before_anything_is_crawled(tmp_path: Path) -> None:
     (tmp_path / "sources.yaml").write_text(
         "sources:\n  - id: x\n    name: X\n    kind: rss\n    urls: ['https://example.org/f']\n",

@@ -197,3 +197,23 @@ def test_article_from_text() -> None:
     assert article_from_text(" \n ", "file:///tmp/empty.txt") == Skip("empty", "the text is empty")
     too_short = article_from_text("Short.", "file:///tmp/s.txt", min_length=MIN_TEXT_LENGTH)
     assert isinstance(too_short, Skip) and too_short.reason == "too_short"
+
+
+def test_a_saved_text_starts_with_its_headline() -> None:
+    from extract.article import split_headline
+
+    assert split_headline("IS defector speaks\n\nHe left.") == ("IS defector speaks", "He left.")
+    headline = "«Я ушёл»: рассказ бывшего боевика"
+    assert split_headline(f"{headline}\n\nТекст.")[0] == headline
+    # a first sentence, a long first paragraph, or a text without a second paragraph is not a headline
+    assert split_headline("He left in 2015.\n\nMore.") == (None, "He left in 2015.\n\nMore.")
+    long_line = " ".join(["word"] * 31)
+    assert split_headline(f"{long_line}\n\nMore.")[0] is None
+    assert split_headline("Only one paragraph") == (None, "Only one paragraph")
+    assert split_headline("Two lines\nin one block\n\nMore.")[0] is None
+    article = article_from_text("A headline\n\nThe body of the text.", "file:///a.txt", find_headline=True)
+    assert isinstance(article, Article)
+    assert (article.title, article.text) == ("A headline", "The body of the text.")
+    # without find_headline (the default) the text stays whole
+    whole = article_from_text("A headline\n\nThe body of the text.", "file:///tmp/a.txt")
+    assert isinstance(whole, Article) and whole.title is None

@@ -37,3 +37,13 @@ def test_filter_quality_holds_the_pinned_floors(capsys: pytest.CaptureFixture[st
         print("\n" + format_report(report))
     problems = below_floors(report, baseline["floors"])
     assert not problems, "filter quality regressed below the pinned floors:\n" + "\n".join(problems)
+
+
+def test_scoring_as_dwatch_classify_finds_the_headline_and_the_language(tmp_path: Path) -> None:
+    items = [item for item in load_corpus(CORPUS) if item.id in {"en-pos-01", "de-pos-01", "en-neg-01"}]
+    assert len(items) == 3
+    rules = load_rules(REPO / "config" / "rules.yaml")
+    given = score_corpus(rules, items)
+    classified = score_corpus(rules, items, as_classified=True)
+    assert (classified.overall.tp, classified.overall.fp) == (given.overall.tp, given.overall.fp) == (2, 0)
+    assert set(classified.by_language) == {"en", "de"}

@@ -43,8 +43,8 @@ def test_the_shipped_rules_load() -> None:
     ruleset = load_rules(REPO / "config" / "rules.yaml")
     assert ruleset.version
     assert {"left_is", "defector_term", "member_left"} <= {r.id for r in ruleset.rules}
-    assert set(ruleset.require) == {"left_is", "defector_term", "member_left", "defected_from_is",
-                                    "defector_profile", "defector_story"}
+    assert set(ruleset.require) == {"left_is", "left_the_group", "defector_term", "member_left",
+                                    "defected_from_is", "defector_profile", "defector_story"}
     languages = set(ruleset.lexicons["leaving"].terms)
     assert {"en", "ar", "fr", "de", "nl", "sv", "da", "no", "tr", "ru", "es", "it", "pt",
             "id"} <= languages

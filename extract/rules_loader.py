@@ -8,14 +8,12 @@ value keeps its line. Mapping keys are read as written, which keeps the Norwegia
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from pathlib import Path
-from typing import Any, NoReturn, cast
-
-import yaml
+from typing import Any
 
 from extract.matching import Term, parse_term
+from extract.rules_doc import PathT, RulesDoc, show_value
 from extract.rules_model import (
     ANY,
     Group,
@@ -33,7 +31,6 @@ from extract.rules_model import (
 __all__ = ["load_rules", "parse_rules", "SIGNALS"]
 
 SIGNALS = ("quote", "quoted_first_person")
-PathT = tuple[str | int, ...]
 
 _TOP = ("version", "description", "scoring", "related_languages", "require", "testimony",
         "lexicons", "rules", "narratives")
@@ -48,125 +45,7 @@ _TESTIMONY = ("quote_marks", "dash_speech", "interview_answers", "first_person")
 _LANG = re.compile(r"^[a-z]{2,3}$")
 
 
-class _Doc:
-    """The parsed YAML plus the line of every value, addressed by its path of keys."""
-
-    def __init__(self, text: str, file: str) -> None:
-        self.file = file
-        self.lines: dict[PathT, int] = {}
-        self.raw: dict[PathT, str] = {}
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            self.data = self._convert(loader, node, ()) if node is not None else None
-        except yaml.MarkedYAMLError as exc:
-            line = exc.problem_mark.line + 1 if exc.problem_mark else None
-            raise RulesError(
-                f"{file}, line {line}: not valid YAML: {exc.problem}. Check indentation, "
-                "colons and quotes on that line.", file=file, line=line) from exc
-        finally:
-            loader.dispose()
-
-    def _convert(self, loader: yaml.SafeLoader, node: yaml.Node, path: PathT) -> Any:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                if key in out:
-                    self.lines[(*path, key)] = key_node.start_mark.line + 1
-                    self.fail((*path, key), f"'{key}' is given twice", "Keep one of them.")
-                out[key] = self._convert(loader, value_node, (*path, key))
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._convert(loader, item, (*path, i)) for i, item in enumerate(node.value)]
-        self.raw[path] = str(node.value)
-        return loader.construct_object(node, deep=True)
-
-    def line(self, path: PathT) -> int | None:
-        for cut in range(len(path), -1, -1):
-            if path[:cut] in self.lines:
-                return self.lines[path[:cut]]
-        return None
-
-    def fail(self, path: PathT, problem: str, fix: str) -> NoReturn:
-        line = self.line(path)
-        rule = field = None
-        where = ""
-        if len(path) >= 2 and path[0] in ("rules", "lexicons", "narratives"):
-            rule = str(path[1])
-            kind = {"rules": "rule", "lexicons": "lexicon", "narratives": "narrative"}[path[0]]
-            where = f"{kind} '{rule}'"
-            rest = path[2:]
-        else:
-            rest = path
-        if rest:
-            field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in rest)
-            field = field.replace(".[", "[")
-            where = f"{where}, field '{field}'" if where else f"field '{field}'"
-        prefix = f"{self.file}, line {line}" if line else self.file
-        message = f"{prefix}: {where + ': ' if where else ''}{problem}. {fix}"
-        raise RulesError(message, file=self.file, line=line, rule=rule, field=field)
-
-    # ------------------------------------------------------------------ typed getters
-
-    def mapping(self, value: Any, path: PathT, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping (key: value lines), got {_show(value)}",
-                      "Indent the fields under this key.")
-        for key in value:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"Did you mean '{close[0]}'?" if close else f"Allowed: {', '.join(allowed)}."
-                self.fail((*path, key), f"unknown field '{key}'", hint)
-        return cast(dict[str, Any], value)
-
-    def number(self, value: Any, path: PathT, *, low: float | None = None,
-               high: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            self.fail(path, f"expected a number, got {_show(value)}",
-                      "Write a plain number such as 1.5 (no quotes).")
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            self.fail(path, f"{value} is out of range", f"Use a number {bounds}.")
-        return float(value)
-
-    def integer(self, value: Any, path: PathT, low: int = 1) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            self.fail(path, f"expected a whole number of at least {low}, got {_show(value)}",
-                      f"Write a whole number such as {low}.")
-        return int(value)
-
-    def text(self, value: Any, path: PathT) -> str:
-        if isinstance(value, dict | list) or value is None:
-            self.fail(path, f"expected text, got {_show(value)}", "Write a single line of text.")
-        return self.raw.get(path, str(value))
-
-    def choice(self, value: Any, path: PathT, options: tuple[str, ...]) -> str:
-        text = self.text(value, path)
-        if text not in options:
-            self.fail(path, f"'{text}' is not one of {', '.join(options)}",
-                      f"Use one of: {', '.join(options)}.")
-        return text
-
-    def str_list(self, value: Any, path: PathT) -> list[str]:
-        if not isinstance(value, list):
-            self.fail(path, f"expected a list, got {_show(value)}", "Write a [a, b] or '- a' list.")
-        return [self.text(item, (*path, i)) for i, item in enumerate(value)]
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "nothing" if value is None else repr(value)
-
-
-# ---------------------------------------------------------------------- sections
-
-
-def _term(doc: _Doc, value: Any, path: PathT) -> Term:
+def _term(doc: RulesDoc, value: Any, path: PathT) -> Term:
     case_sensitive = False
     if isinstance(value, dict):
         spec = doc.mapping(value, path, ("term", "case_sensitive"))
@@ -174,7 +53,7 @@ def _term(doc: _Doc, value: Any, path: PathT) -> Term:
             doc.fail(path, "a term written as a mapping needs 'term'", "Add term: <text>.")
         flag = spec.get("case_sensitive", False)
         if not isinstance(flag, bool):
-            doc.fail((*path, "case_sensitive"), f"expected true or false, got {_show(flag)}",
+            doc.fail((*path, "case_sensitive"), f"expected true or false, got {show_value(flag)}",
                      "Write true or false.")
         case_sensitive = flag
         path, value = (*path, "term"), spec["term"]
@@ -185,14 +64,14 @@ def _term(doc: _Doc, value: Any, path: PathT) -> Term:
         doc.fail(path, str(exc), "Write a word or phrase; '*' only at the start or end of a word.")
 
 
-def _terms(doc: _Doc, value: Any, path: PathT) -> tuple[Term, ...]:
+def _terms(doc: RulesDoc, value: Any, path: PathT) -> tuple[Term, ...]:
     if not isinstance(value, list) or not value:
-        doc.fail(path, f"expected a non-empty list of terms, got {_show(value)}",
+        doc.fail(path, f"expected a non-empty list of terms, got {show_value(value)}",
                  "Write terms as a list: [defector, defect*].")
     return tuple(_term(doc, item, (*path, i)) for i, item in enumerate(value))
 
 
-def _lexicons(doc: _Doc, value: Any) -> dict[str, Lexicon]:
+def _lexicons(doc: RulesDoc, value: Any) -> dict[str, Lexicon]:
     if not isinstance(value, dict) or not value:
         doc.fail(("lexicons",), "expected a mapping of named term lists",
                  "Add lexicons: {is_names: {any: [...]}}.")
@@ -200,7 +79,7 @@ def _lexicons(doc: _Doc, value: Any) -> dict[str, Lexicon]:
     for name, spec in value.items():
         path: PathT = ("lexicons", name)
         if not isinstance(spec, dict) or not spec:
-            doc.fail(path, f"expected language codes with term lists, got {_show(spec)}",
+            doc.fail(path, f"expected language codes with term lists, got {show_value(spec)}",
                      "Write e.g. en: [defector] under the lexicon name.")
         by_lang: dict[str, tuple[Term, ...]] = {}
         for lang, terms in spec.items():
@@ -217,7 +96,7 @@ def _lexicons(doc: _Doc, value: Any) -> dict[str, Lexicon]:
     return out
 
 
-def _group(doc: _Doc, value: Any, path: PathT, lexicons: dict[str, Lexicon],
+def _group(doc: RulesDoc, value: Any, path: PathT, lexicons: dict[str, Lexicon],
            allowed: tuple[str, ...] = _GROUP) -> Group:
     if isinstance(value, str):
         value = {"lexicon": value}
@@ -249,7 +128,7 @@ def _group(doc: _Doc, value: Any, path: PathT, lexicons: dict[str, Lexicon],
     return Group(label, tuple(names), terms, signal, minimum)
 
 
-def _window(doc: _Doc, value: Any, path: PathT) -> Window:
+def _window(doc: RulesDoc, value: Any, path: PathT) -> Window:
     if isinstance(value, dict):
         spec = doc.mapping(value, path, ("words",))
         if "words" not in spec:
@@ -259,7 +138,7 @@ def _window(doc: _Doc, value: Any, path: PathT) -> Window:
     return Window(unit)  # type: ignore[arg-type]
 
 
-def _rule(doc: _Doc, rid: str, value: Any, lexicons: dict[str, Lexicon]) -> Rule:
+def _rule(doc: RulesDoc, rid: str, value: Any, lexicons: dict[str, Lexicon]) -> Rule:
     path: PathT = ("rules", rid)
     spec = doc.mapping(value, path, _RULE)
     if "weight" not in spec:
@@ -339,7 +218,7 @@ def _rule(doc: _Doc, rid: str, value: Any, lexicons: dict[str, Lexicon]) -> Rule
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Validate rules.yaml text and build a RuleSet. ``source`` names the file in errors."""
-    doc = _Doc(text, source)
+    doc = RulesDoc(text, source)
     top = doc.mapping(doc.data if doc.data is not None else {}, (), _TOP)
     if "version" not in top:
         doc.fail((), "missing 'version'", "Add a line such as version: \"2025-06-01.1\" at the top.")
@@ -397,7 +276,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     )
 
 
-def _testimony(doc: _Doc, value: Any, lexicons: dict[str, Lexicon]) -> Testimony:
+def _testimony(doc: RulesDoc, value: Any, lexicons: dict[str, Lexicon]) -> Testimony:
     spec = doc.mapping(value, ("testimony",), _TESTIMONY)
     marks = []
     for i, pair in enumerate(spec.get("quote_marks", [])):
@@ -417,7 +296,7 @@ def _testimony(doc: _Doc, value: Any, lexicons: dict[str, Lexicon]) -> Testimony
     for key, default in (("dash_speech", True), ("interview_answers", False)):
         value = spec.get(key, default)
         if not isinstance(value, bool):
-            doc.fail(("testimony", key), f"expected true or false, got {_show(value)}",
+            doc.fail(("testimony", key), f"expected true or false, got {show_value(value)}",
                      "Write true or false.")
         flags[key] = value
     return Testimony(tuple(marks), flags["dash_speech"], first_person, flags["interview_answers"])

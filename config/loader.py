@@ -10,12 +10,23 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from config.errors import ConfigError
-from config.settings import CrawlSettings, Settings, SourceConfig
+from config.settings import CrawlSettings, ScheduleSettings, Settings, SmtpSettings, SourceConfig
 from config.yamlfile import LocatedYaml, read_yaml
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent
 
-_SETTINGS_KEYS = {"data_dir", "log_format", "crawl", "rules_file"}
+_SETTINGS_KEYS = {"data_dir", "log_format", "crawl", "rules_file", "schedule", "smtp"}
+_SMTP_ENV = {
+    "host": "DWATCH_SMTP_HOST",
+    "port": "DWATCH_SMTP_PORT",
+    "user": "DWATCH_SMTP_USER",
+    "password": "DWATCH_SMTP_PASSWORD",
+    "sender": "DWATCH_SMTP_FROM",
+    "recipients": "DWATCH_SMTP_TO",
+    "starttls": "DWATCH_SMTP_STARTTLS",
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def _describe(err: Mapping[str, Any]) -> str:
@@ -107,7 +118,78 @@ def _settings_file(config_dir: Path) -> dict[str, Any]:
                 "invalid settings:\n  "
                 + "\n  ".join(_format_errors(doc, exc, ("crawl",), "crawl"))
             ) from exc
+    if "schedule" in data:
+        try:
+            data["schedule"] = ScheduleSettings.model_validate(data["schedule"] or {})
+        except ValidationError as exc:
+            raise ConfigError(
+                "invalid settings:\n  "
+                + "\n  ".join(_format_errors(doc, exc, ("schedule",), "schedule"))
+            ) from exc
+        data["schedule_line"] = doc.line_of(("schedule",))
+    smtp = data.get("smtp")
+    if smtp is not None and not isinstance(smtp, dict):
+        raise ConfigError(f"{doc.path}:{doc.line_of(('smtp',))}: 'smtp' must be a mapping of fields.")
+    if isinstance(smtp, dict) and "password" in smtp:
+        raise ConfigError(
+            f"{doc.path}:{doc.line_of(('smtp', 'password'))}: smtp, field 'password': secrets are "
+            "never read from YAML; remove it and set DWATCH_SMTP_PASSWORD instead."
+        )
+    data["smtp_doc"] = doc
     return data
+
+
+def _smtp_settings(file_settings: dict[str, Any], env: Mapping[str, str]) -> SmtpSettings | None:
+    """settings.yaml `smtp:` overlaid with DWATCH_SMTP_*; None when neither sets anything."""
+    raw: dict[str, Any] = dict(file_settings.get("smtp") or {})
+    from_env: set[str] = set()
+    for field, name in _SMTP_ENV.items():
+        value = env.get(name)
+        if value is None or value == "":
+            continue
+        from_env.add(field)
+        if field == "recipients":
+            raw[field] = [part.strip() for part in value.split(",") if part.strip()]
+        elif field == "starttls":
+            if value.lower() not in _TRUE | _FALSE:
+                raise ConfigError(f"{name}={value!r}: use true or false.")
+            raw[field] = value.lower() in _TRUE
+        else:
+            raw[field] = value
+    if not raw:
+        return None
+    try:
+        return SmtpSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        doc: LocatedYaml = file_settings["smtp_doc"]
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(whole entry)"
+            top = str(err["loc"][0]) if err["loc"] else ""
+            if top in from_env:
+                where = f"environment {_SMTP_ENV[top]}"
+            else:
+                line = doc.line_of(("smtp", *err["loc"]))
+                env_name = _SMTP_ENV.get(top, "DWATCH_SMTP_*")
+                where = f"{doc.path}:{line}" if line else f"{doc.path} or {env_name}"
+            value = err.get("input")
+            hidden = err.get("type") == "missing" or isinstance(value, dict) or top == "password"
+            shown = "" if hidden else f" (got {value!r})"
+            problems.append(f"{where}: smtp, field '{field}': {_describe(err)}{shown}")
+        raise ConfigError(
+            "invalid SMTP settings (settings.yaml smtp: / DWATCH_SMTP_*):\n  " + "\n  ".join(problems)
+        ) from exc
+
+
+def _check_schedule(schedule: ScheduleSettings, sources: list[SourceConfig], where: str) -> None:
+    known = {s.id for s in sources}
+    for name, group in schedule.groups.items():
+        unknown = [sid for sid in group.sources if sid not in known]
+        if unknown:
+            raise ConfigError(
+                f"{where}: schedule, group {name!r}: unknown source id(s) {', '.join(unknown)}; "
+                f"known ids: {', '.join(sorted(known)) or '(none)'}."
+            )
 
 
 def load_settings(
@@ -138,6 +220,10 @@ def load_settings(
         log_format = "json"
     else:
         raise ConfigError(f"DWATCH_LOG_FORMAT={raw_format!r}: use 'text' or 'json'.")
+    sources = load_sources(config_dir / "sources.yaml")
+    schedule = file_settings.get("schedule") or ScheduleSettings()
+    line = file_settings.get("schedule_line")
+    _check_schedule(schedule, sources, f"{config_dir / 'settings.yaml'}:{line}" if line else str(config_dir))
     return Settings(
         config_dir=config_dir,
         data_dir=data_dir,
@@ -146,5 +232,7 @@ def load_settings(
         rules_path=rules_path,
         log_format=log_format,
         crawl=file_settings.get("crawl") or CrawlSettings(),
-        sources=load_sources(config_dir / "sources.yaml"),
+        sources=sources,
+        schedule=schedule,
+        smtp=_smtp_settings(file_settings, env),
     )

@@ -97,6 +97,142 @@ class SourceConfig(_Strict):
         return self
 
 
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ScheduleGroup(_Strict):
+    """When one group of sources is crawled: a cron expression or a fixed interval, plus jitter."""
+
+    cron: str | None = None
+    every_minutes: Annotated[float, Field(gt=0)] | None = None
+    every_seconds: Annotated[float, Field(gt=0)] | None = None
+    jitter_seconds: Annotated[int, Field(ge=0, le=86400)] = 0
+    sources: list[str] = Field(default_factory=list)
+
+    @field_validator("cron")
+    @classmethod
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(value, timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(
+                    f"{value!r} is not a 5-field cron expression such as '0 */6 * * *': {exc}"
+                ) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleGroup:
+        given = [n for n in ("cron", "every_minutes", "every_seconds") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of cron, every_minutes or every_seconds"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @property
+    def interval_seconds(self) -> float | None:
+        if self.every_seconds is not None:
+            return self.every_seconds
+        return self.every_minutes * 60 if self.every_minutes is not None else None
+
+
+class ScheduleSettings(_Strict):
+    """settings.yaml `schedule:`; a source in no group is crawled on `default`."""
+
+    default: ScheduleGroup = Field(
+        default_factory=lambda: ScheduleGroup(every_minutes=360, jitter_seconds=300)
+    )
+    groups: dict[str, ScheduleGroup] = Field(default_factory=dict)
+    misfire_grace_seconds: Annotated[int, Field(ge=1)] = 3600
+    crawl_grace_seconds: Annotated[float, Field(ge=0)] = 120
+    digest_at: str | None = "07:00"
+    timezone: str = "UTC"
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 10
+
+    @field_validator("groups")
+    @classmethod
+    def _check_groups(cls, value: dict[str, ScheduleGroup]) -> dict[str, ScheduleGroup]:
+        owner: dict[str, str] = {}
+        for name, group in value.items():
+            if not SOURCE_ID.match(name) or name == "default":
+                raise ValueError(f"group name {name!r}: use lower-case letters, digits, '-', '_' or "
+                                 "'.' (and not 'default', which names the default schedule)")
+            if not group.sources:
+                raise ValueError(f"group {name!r} lists no sources")
+            for source_id in group.sources:
+                if source_id in owner:
+                    raise ValueError(
+                        f"source {source_id!r} is in groups {owner[source_id]!r} and {name!r}; "
+                        "put each source in one group"
+                    )
+                owner[source_id] = name
+        return value
+
+    @field_validator("default")
+    @classmethod
+    def _check_default(cls, value: ScheduleGroup) -> ScheduleGroup:
+        if value.sources:
+            raise ValueError("the default schedule takes every source that is in no group; "
+                             "list sources only under groups")
+        return value
+
+    @field_validator("digest_at")
+    @classmethod
+    def _check_digest_at(cls, value: str | None) -> str | None:
+        if value is not None and not HHMM.match(value):
+            raise ValueError(f"{value!r}: use HH:MM on a 24-hour clock, e.g. '07:00' (or null: no digest)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone such as 'UTC' or 'Europe/Berlin'") from exc
+        return value
+
+    def groups_for(self, source_ids: list[str]) -> dict[str, tuple[ScheduleGroup, list[str]]]:
+        """{group name: (its timing, its sources among `source_ids`)}; "default" takes the rest."""
+        out: dict[str, tuple[ScheduleGroup, list[str]]] = {}
+        grouped: set[str] = set()
+        for name, group in self.groups.items():
+            members = [s for s in group.sources if s in source_ids]
+            grouped.update(group.sources)
+            if members:
+                out[name] = (group, members)
+        rest = [s for s in source_ids if s not in grouped]
+        if rest:
+            out["default"] = (self.default, rest)
+        return out
+
+
+class SmtpSettings(_Strict):
+    """Where the daily digest is mailed (settings.yaml `smtp:`, then DWATCH_SMTP_* variables)."""
+
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    user: str | None = None
+    password: str | None = None
+    sender: str
+    recipients: Annotated[list[str], Field(min_length=1)]
+    starttls: bool = True
+
+    @field_validator("sender", "recipients")
+    @classmethod
+    def _check_addresses(cls, value: str | list[str]) -> str | list[str]:
+        for address in [value] if isinstance(value, str) else value:
+            if "@" not in address or address.strip() != address or " " in address:
+                raise ValueError(f"{address!r} is not an e-mail address such as 'desk@example.org'")
+        return value
+
+
 class Settings(_Strict):
     """The effective configuration, passed explicitly to everything that needs it."""
 
@@ -108,6 +244,8 @@ class Settings(_Strict):
     log_format: Literal["text", "json"] = "text"
     crawl: CrawlSettings = Field(default_factory=CrawlSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    smtp: SmtpSettings | None = None
 
     def enabled_sources(self) -> list[SourceConfig]:
         return [s for s in self.sources if s.enabled]
@@ -116,7 +254,9 @@ class Settings(_Strict):
         return next((s for s in self.sources if s.id == source_id), None)
 
     def masked(self) -> dict[str, Any]:
-        """The settings as plain data with secrets (database passwords) masked."""
+        """The settings as plain data with secrets (database and SMTP passwords) masked."""
         data = self.model_dump(mode="json")
         data["database_url"] = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", self.database_url)
+        if data.get("smtp") and data["smtp"].get("password"):
+            data["smtp"]["password"] = "***"
         return data

@@ -367,6 +367,29 @@ def classify(config_dir: Path | None, fmt: str, files: tuple[Path, ...]) -> None
 
 
 @main.command()
+@config_option
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="YYYY-MM-DD, a UTC day (default: yesterday, as the scheduler's daily job).")
+@click.option("--send/--no-send", default=True, show_default=True,
+              help="E-mail the digest when SMTP is configured (settings.yaml smtp: / DWATCH_SMTP_*).")
+def digest(config_dir: Path | None, day: datetime | None, send: bool) -> None:
+    """Write the day's new candidates to <data_dir>/digests (Markdown, HTML, Atom) and mail them."""
+    from datetime import UTC, timedelta
+
+    from review import DigestError, write_digest
+
+    when = day.date() if day else datetime.now(UTC).date() - timedelta(days=1)
+    try:
+        result = write_digest(_settings(config_dir), when, send=send)
+    except DigestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"digest {when}: {len(result.items)} candidate(s)")
+    for path in (result.markdown_path, result.html_path, result.atom_path):
+        click.echo(f"  {path}")
+    click.echo(result.delivery)
+
+
+@main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the demo database and archive go (default: a fresh temporary directory).")
 @click.option("--serve/--no-serve", default=False,

@@ -169,7 +169,7 @@ def write_digest(
         ) from exc
     logger.info("digest %s: %d candidate(s) written to %s", day, len(items), folder)
 
-    smtp = getattr(settings, "smtp", None)
+    smtp = settings.smtp
     sent = False
     recipients: tuple[str, ...] = ()
     if not send:

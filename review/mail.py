@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from datetime import date
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from config.settings import SmtpSettings
 from review.errors import DigestError
 
 if TYPE_CHECKING:
@@ -34,23 +35,13 @@ def subject_line(day: date, items: Sequence[DigestItem]) -> str:
     return f"defector-watch digest {day.isoformat()}: {count} new candidate{'' if count == 1 else 's'}"
 
 
-def _secret(value: Any) -> str | None:
-    if value is None:
-        return None
-    getter = getattr(value, "get_secret_value", None)  # pydantic SecretStr
-    return str(getter() if callable(getter) else value)
+def _recipients(smtp: SmtpSettings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r.strip() for r in smtp.recipients if r.strip()))
 
 
-def _recipients(smtp: Any) -> tuple[str, ...]:
-    raw = getattr(smtp, "recipients", None) or ()
-    if isinstance(raw, str):
-        raw = raw.split(",")
-    return tuple(r.strip() for r in raw if str(r).strip())
-
-
-def build_message(smtp: Any, subject: str, text: str, html: str) -> EmailMessage:
+def build_message(smtp: SmtpSettings, subject: str, text: str, html: str) -> EmailMessage:
     """The e-mail: plain text first, HTML as the alternative a mail client prefers."""
-    sender = getattr(smtp, "sender", None) or getattr(smtp, "user", None)
+    sender = smtp.sender or smtp.user
     recipients = _recipients(smtp)
     if not sender:
         raise DigestError(
@@ -75,16 +66,17 @@ def build_message(smtp: Any, subject: str, text: str, html: str) -> EmailMessage
     return message
 
 
-def send_digest(smtp: Any, subject: str, text: str, html: str, *, timeout: float = 30.0) -> tuple[str, ...]:
+def send_digest(
+    smtp: SmtpSettings, subject: str, text: str, html: str, *, timeout: float = 30.0
+) -> tuple[str, ...]:
     """Send the digest; return the recipients the server accepted. Raises ``DigestError``."""
-    host = getattr(smtp, "host", None)
-    port = int(getattr(smtp, "port", None) or 587)
+    host, port = smtp.host, smtp.port
     if not host:
         raise DigestError("cannot send the digest: no SMTP host; set smtp.host or DWATCH_SMTP_HOST")
     message = build_message(smtp, subject, text, html)
     recipients = _recipients(smtp)
-    user = getattr(smtp, "user", None)
-    starttls = bool(getattr(smtp, "starttls", True))
+    user = smtp.user
+    starttls = smtp.starttls
     where = f"SMTP server {host}:{port}"
     stage = "connecting to"
     try:
@@ -102,7 +94,7 @@ def send_digest(smtp: Any, subject: str, text: str, html: str, *, timeout: float
                 client.ehlo()
             if user:
                 stage = f"logging in as {user!r} to"
-                client.login(str(user), _secret(getattr(smtp, "password", None)) or "")
+                client.login(user, smtp.password or "")
             stage = "sending the message through"
             refused = client.send_message(message, to_addrs=list(recipients))
     except smtplib.SMTPNotSupportedError as exc:

@@ -14,7 +14,6 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import feedparser
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from cli import main
 from config import DEFAULT_CONFIG_DIR, Settings
+from config.settings import SmtpSettings
 from review import DigestError, write_digest
 from review.feed import KEEP_DAYS
 from store import make_engine, make_session_factory, queue, upgrade_database
@@ -108,17 +108,12 @@ def seed_day(settings: Settings) -> dict[str, int]:
     return ids
 
 
-def smtp_settings(**fields: Any) -> Any:
-    """settings.smtp: the config's SmtpSettings when it exists, else an object with its fields."""
-    try:
-        from config.settings import SmtpSettings  # type: ignore[attr-defined]
-    except ImportError:
-        return SimpleNamespace(**{"port": 587, "user": None, "password": None, "starttls": True, **fields})
+def smtp_settings(**fields: Any) -> SmtpSettings:
     return SmtpSettings(**fields)
 
 
-def with_smtp(settings: Settings, smtp: Any) -> Settings:
-    return settings.model_copy(update={"smtp": smtp})
+def with_smtp(settings: Settings, smtp: SmtpSettings) -> Settings:
+    return settings.model_copy(update={"smtp": smtp})  # as loaded from settings.yaml smtp:
 
 
 # ---------------------------------------------------------------- content
@@ -471,3 +466,21 @@ def test_dwatch_digest_command(settings: Settings) -> None:
     )
     bad = CliRunner().invoke(main, ["digest", "--date", "1 May"], env=env)
     assert bad.exit_code == 2 and "'1 May' does not match the format '%Y-%m-%d'" in bad.output
+
+
+def test_dwatch_digest_sends_with_smtp_from_the_environment(settings: Settings) -> None:
+    seed_day(settings)
+    with smtp_server() as (port, inbox):
+        env = {"DWATCH_DATA_DIR": str(settings.data_dir), "DWATCH_DATABASE_URL": settings.database_url,
+               "DWATCH_CONFIG_DIR": None, "DWATCH_SMTP_HOST": "127.0.0.1", "DWATCH_SMTP_PORT": str(port),
+               "DWATCH_SMTP_FROM": "dwatch@example.org", "DWATCH_SMTP_TO": "a@example.org, b@example.org",
+               "DWATCH_SMTP_STARTTLS": "false", "DWATCH_SMTP_USER": None, "DWATCH_SMTP_PASSWORD": None}
+        result = CliRunner().invoke(main, ["digest", "--date", "2024-05-01"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("sent to a@example.org, b@example.org\n")
+    [(mail_from, rcpt_tos, raw)] = inbox.envelopes
+    assert (mail_from, rcpt_tos) == ("dwatch@example.org", ["a@example.org", "b@example.org"])
+    message, text, _ = _parts(raw)
+    assert message["Subject"] == "defector-watch digest 2024-05-01: 3 new candidates"
+    assert "1. How I left the Islamic State\n" in text and "3. قصة منشق عن داعش\n" in text

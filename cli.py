@@ -39,9 +39,12 @@ def config_option(func: F) -> F:
 
 def _settings(config_dir: Path | None) -> Settings:
     try:
-        return load_settings(config_dir)
+        settings = load_settings(config_dir)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    ctx = click.get_current_context(silent=True)
+    _setup_logging(settings, ((ctx.find_root().obj if ctx else None) or {}).get("verbose", 0))
+    return settings
 
 
 @contextmanager
@@ -79,14 +82,13 @@ def _table(headers: list[str], rows: Iterable[list[str]], out: IO[str] | None = 
 
 
 def _setup_logging(settings: Settings | None, verbose: int) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    if settings is not None and settings.log_format == "json":
-        fmt = '{"ts": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "msg": %(message)r}'
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr)
-    # Scrapy sets its own loggers to DEBUG; the handler's level keeps the console to `level`.
-    for handler in logging.getLogger().handlers:
-        handler.setLevel(level)
+    """One line per event on stderr, text or JSON (DWATCH_LOG_FORMAT, then settings), see config.logs."""
+    import os
+
+    from config.logs import configure_logging
+
+    fmt = settings.log_format if settings is not None else os.environ.get("DWATCH_LOG_FORMAT", "text")
+    configure_logging(fmt, logging.WARNING - 10 * min(verbose, 2))
 
 
 @click.group()
@@ -364,6 +366,79 @@ def classify(config_dir: Path | None, fmt: str, files: tuple[Path, ...]) -> None
             mark = "FLAG" if result["flagged"] else "    "
             click.echo(f"{mark} {result['score']:.2f} {result['lang'] or '-':<3} {path}  "
                        f"{result['title'] or result.get('skipped', '')}")
+
+
+# ------------------------------------------------------------------------- operations
+
+
+@main.command()
+@config_option
+@click.option("--max-heartbeat-age", type=float, default=120.0, show_default=True, metavar="SECONDS",
+              help="The scheduler's heartbeat file must be younger than this.")
+@click.option("--require-scheduler", is_flag=True,
+              help="Fail when no scheduler has ever run here (no heartbeat file).")
+@click.option("--failed-runs", type=click.IntRange(min=1), default=3, show_default=True, metavar="N",
+              help="Fail when the last N crawl runs all failed.")
+def health(config_dir: Path | None, max_heartbeat_age: float, require_scheduler: bool,
+           failed_runs: int) -> None:
+    """Check the store, its migrations, the scheduler heartbeat and the latest runs; exit 1 if any fails."""
+    from store.health import check_health
+
+    report = check_health(_settings(config_dir), max_heartbeat_age=max_heartbeat_age,
+                          require_scheduler=require_scheduler, failed_runs=failed_runs)
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        click.echo("unhealthy: " + "; ".join(report.reasons), err=True)
+        sys.exit(1)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("show")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def config_show(config_dir: Path | None, fmt: str) -> None:
+    """Print the effective configuration (YAML files, then DWATCH_* env) with secrets masked."""
+    from config.effective import render_config
+
+    click.echo(render_config(_settings(config_dir), fmt), nl=False)
+
+
+@main.command()
+@config_option
+@click.option("--enable", "enable_ids", multiple=True, metavar="ID",
+              help="Re-enable a backed-off or disabled source (its earlier failures stop counting).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def sources(config_dir: Path | None, enable_ids: tuple[str, ...], fmt: str) -> None:
+    """Per source: state, last success, last new article, failures in a row, yield per week."""
+    from store.source_health import enable_source, source_health
+
+    settings = _settings(config_dir)
+    unknown = [sid for sid in enable_ids if settings.source(sid) is None]
+    if unknown:
+        raise click.ClickException(f"unknown source id(s): {', '.join(unknown)}; "
+                                   f"known ids: {', '.join(s.id for s in settings.sources)}")
+    with _session(settings) as session:
+        for sid in enable_ids:
+            enable_source(session, sid)
+            click.echo(f"source {sid} re-enabled: the next run crawls it", err=True)
+        rows = source_health(session, [s.id for s in settings.sources],
+                             config_disabled=[s.id for s in settings.sources if not s.enabled])
+    if fmt == "json":
+        click.echo(json.dumps([row.as_dict() for row in rows], indent=2, ensure_ascii=False))
+        return
+    _table(["source", "last success", "last new article", "failures", "per week (art/cand)", "state"],
+           [[r.source_id, _fmt_time(r.last_success), _fmt_time(r.last_new_article),
+             str(r.consecutive_failures), f"{r.articles_per_week:g}/{r.candidates_per_week:g}", r.describe]
+            for r in rows])
+
+
+def _fmt_time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
 @main.command()

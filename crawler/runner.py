@@ -15,6 +15,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.crawler import Crawler, CrawlerProcess
 
+from config.logs import RUN_ID, configure_logging
 from crawler import runstats
 from crawler.context import CONTEXT_SETTING, SOURCE_SETTING, RunContext
 from crawler.errors import CrawlError
@@ -32,6 +34,7 @@ from store.records import SourceRunStats
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session
     from twisted.python.failure import Failure
 
     from config import Settings, SourceConfig
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunSummary", "load_ruleset", "main", "run_crawl", "select_sources"]
+__all__ = ["RunSummary", "load_ruleset", "main", "run_crawl", "select_sources", "skip_unhealthy"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class RunSummary:
     run_id: int
     per_source: dict[str, SourceRunStats]
     status: str            # "ok" (no errors) | "partial" (some errors) | "failed" (nothing crawled)
+    #                        | "skipped" (every selected source backed off or disabled)
     rules_version: str
     counters: dict[str, dict[str, int]] = field(default_factory=dict)   # per source: dwatch/* stats
 
@@ -130,6 +134,18 @@ def _run_status(per_source: dict[str, SourceRunStats]) -> str:
     return "ok" if all(st.errors == 0 for st in per_source.values()) else "partial"
 
 
+def skip_unhealthy(session: Session, sources: list[SourceConfig]) -> list[SourceConfig]:
+    """The sources not backed off or disabled after failed runs (store.source_health); logs the rest."""
+    from store.source_health import source_health
+
+    blocked = {h.source_id: h for h in source_health(session, [s.id for s in sources]) if h.blocked}
+    for source_id, health in blocked.items():
+        logger.warning("skipping source %s: %s (last error: %s); `dwatch sources` shows why, "
+                       "`dwatch sources --enable %s` re-enables it", source_id, health.blocked,
+                       health.last_error or "-", source_id, extra={"source_id": source_id})
+    return [s for s in sources if s.id not in blocked]
+
+
 def run_crawl(
     settings: Settings, source_ids: Sequence[str] | None = None, *, run_kind: str = "crawl"
 ) -> RunSummary:
@@ -147,7 +163,14 @@ def run_crawl(
     try:
         session_factory = make_session_factory(engine)
         with session_factory() as session:
+            sources = skip_unhealthy(session, sources)
             run_id = queue.start_run(session, kind=run_kind, sources=[s.id for s in sources])
+        if not sources:
+            with session_factory() as session:
+                queue.finish_run(session, run_id, per_source={}, status="skipped")
+            logger.warning("run %s: every selected source is backed off or disabled; nothing crawled",
+                           run_id, extra={"run_id": run_id})
+            return RunSummary(run_id=run_id, per_source={}, status="skipped", rules_version=ruleset.version)
         context = RunContext(
             run_id=run_id,
             session_factory=session_factory,
@@ -160,7 +183,9 @@ def run_crawl(
         status = "failed"
         per_source: dict[str, SourceRunStats] = {}
         counters: dict[str, dict[str, int]] = {}
+        run_token = RUN_ID.set(run_id)     # every log line of this run carries its id (config.logs)
         try:
+            logger.info("run %s: crawling %s", run_id, ", ".join(s.id for s in sources))
             # Scrapy's own log handler only when the caller configured no logging
             install = not logging.getLogger().handlers
             process = CrawlerProcess(scrapy_settings(settings.crawl, install_log_handler=install))
@@ -187,6 +212,8 @@ def run_crawl(
             close = getattr(context.archive, "close", None)
             if callable(close):
                 close()
+            logger.info("run %s finished: %s", run_id, status)
+            RUN_ID.reset(run_token)
     finally:
         engine.dispose()
     return RunSummary(
@@ -203,9 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", action="append", default=None, metavar="ID", help="only this source")
     parser.add_argument("--rescore", action="store_true", help="re-analyse the archive instead of crawling")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(os.environ.get("DWATCH_LOG_FORMAT", "text"), logging.WARNING)
     try:
         settings = load_settings(args.config)
+        configure_logging(settings.log_format, logging.WARNING)
         if args.rescore:
             from crawler.rescore import rescore
 

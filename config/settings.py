@@ -34,6 +34,20 @@ class CrawlSettings(_Strict):
     max_articles_per_source: Annotated[int, Field(ge=1)] = 200
     allow_private_addresses: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    # adaptive polling of feeds and sitemaps (crawler/polling.py): each document's interval
+    # halves when it changed and grows 1.5x when it did not, within these bounds
+    min_poll_minutes: Annotated[float, Field(ge=0, le=525600)] = 30
+    max_poll_minutes: Annotated[float, Field(ge=0, le=525600)] = 1440
+    force_poll: bool = False   # fetch every feed/sitemap now, due or not (`dwatch crawl --force`)
+
+    @model_validator(mode="after")
+    def _check_poll_bounds(self) -> CrawlSettings:
+        if self.min_poll_minutes > self.max_poll_minutes:
+            raise ValueError(
+                f"min_poll_minutes ({self.min_poll_minutes:g}) is above max_poll_minutes "
+                f"({self.max_poll_minutes:g}); set min_poll_minutes <= max_poll_minutes"
+            )
+        return self
 
 
 class SourceConfig(_Strict):

@@ -10,6 +10,7 @@ Tables:
   stories         groups of near-copy candidates (every candidate belongs to one)
   candidates      the review queue: one row per flagged, non-duplicate document
   decisions       append-only history of researchers' decisions
+  feed_state      per source and feed/sitemap URL: validators, body hash, adaptive poll times
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -44,6 +46,7 @@ __all__ = [
     "CrawlRunSource",
     "Decision",
     "Document",
+    "FeedState",
     "MinhashBand",
     "Story",
     "UtcDateTime",
@@ -251,3 +254,34 @@ class Decision(Base):
     note: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FeedState(Base):
+    """What the last poll of one feed or sitemap URL of a source found (store/feed_state.py).
+
+    ``etag`` / ``last_modified`` are the validators the server sent (raw header values, sent
+    back as If-None-Match / If-Modified-Since); ``body_sha256`` is the hash of the last body
+    parsed, for servers that answer 200 with an unchanged body. ``kind`` is what the document
+    turned out to be: feed, urlset, text (sitemap) or sitemapindex (an index is re-read on every run).
+    """
+
+    __tablename__ = "feed_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+    checked_at: Mapped[datetime]
+    changed_at: Mapped[datetime | None]
+    next_poll_at: Mapped[datetime]
+    interval_minutes: Mapped[float] = mapped_column(Float)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("source_id", "url"),
+        Index(None, "next_poll_at"),
+    )

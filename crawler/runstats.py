@@ -31,6 +31,9 @@ DUPLICATES = PREFIX + "verbatim_duplicates"
 STORED = PREFIX + "stored"
 FILTERED = PREFIX + "filtered_links"        # links outside allow/deny patterns or the site
 EMPTY_SOURCE_DOCUMENTS = PREFIX + "empty_source_documents"   # valid feeds/sitemaps with no entry
+NOT_DUE = PREFIX + "not_due"                # feeds/sitemaps skipped: polled recently (adaptive interval)
+NOT_MODIFIED = PREFIX + "not_modified"      # feeds/sitemaps answered 304 Not Modified: not parsed
+UNCHANGED_BODY = PREFIX + "unchanged_body"  # feeds/sitemaps answered 200 with the last body: not parsed
 
 
 def skipped_key(reason: str) -> str:

@@ -4,6 +4,11 @@ Spiders only discover and fetch. Subclasses read their source documents (feeds, 
 listing pages) with `extract/` parsers and call `article_request` for each article link;
 this class turns article responses, 4xx/5xx pages and download failures into
 `FetchedPage` items, and failures of source documents into counted source errors.
+
+Feeds and sitemaps are polled (`poll_request`): conditional requests, skipped when not due,
+and an unchanged answer (`unchanged`: 304, or the body hash of the last poll) is not parsed.
+The poll state lives in the store (crawler/polling.py); without a run context (a spider
+built on its own, e.g. in unit tests) every document is fetched and parsed.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from crawler import runstats
-from crawler.context import source_from
+from crawler.context import context_from, source_from
 from crawler.errors import RefusedUrl, SkippedRequest
 from crawler.fingerprint import canonical_or_none
 from crawler.items import Discovery, FetchedPage
+from crawler.polling import POLL_META, FeedPoller, polled_url
 from crawler.settings import ARTICLE_ERROR_STATUSES
 from extract import same_site
 
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
     from scrapy.statscollectors import StatsCollector
 
     from config import SourceConfig
+    from store.feed_state import DocumentKind
     from store.records import Channel
 
 logger = logging.getLogger(__name__)
@@ -90,12 +97,22 @@ class SourceSpider(scrapy.Spider):
         self._allow = [re.compile(p) for p in source.allow_patterns]
         self._deny = [re.compile(p) for p in source.deny_patterns]
         self._discovered: set[str] = set()
+        self.poller: FeedPoller | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
         kwargs.setdefault("source", source_from(crawler.settings))
         kwargs.setdefault("max_articles", crawler.settings.getint("DWATCH_MAX_ARTICLES", 200))
         spider = super().from_crawler(crawler, *args, **kwargs)
+        context = context_from(crawler.settings)
+        if context is not None:
+            spider.poller = FeedPoller(
+                context.session_factory,
+                spider.source.id,
+                min_minutes=context.crawl.min_poll_minutes,
+                max_minutes=context.crawl.max_poll_minutes,
+                force=context.crawl.force_poll,
+            )
         return spider
 
     @property
@@ -116,11 +133,55 @@ class SourceSpider(scrapy.Spider):
             meta={"dwatch_role": "source"},
         )
 
+    def poll_request(
+        self, url: str, callback: Callable[..., Any], **cb_kwargs: Any
+    ) -> scrapy.Request | None:
+        """A conditional request for a feed or sitemap; None when it is not due (logged, counted)."""
+        request = self.source_request(url, callback, **cb_kwargs)
+        if self.poller is None:
+            return request
+        reason = self.poller.not_due_reason(url)
+        if reason is not None:
+            self.stats.inc_value(runstats.NOT_DUE)
+            logger.info("%s: %s %s skipped: %s", self.name, self.source_label, url, reason)
+            return None
+        for name, value in self.poller.conditional_headers(url).items():
+            request.headers[name] = value
+        request.meta[POLL_META] = url
+        request.meta["handle_httpstatus_list"] = [304]   # HttpErrorMiddleware passes 304 through
+        return request
+
+    def unchanged(self, response: Response) -> bool:
+        """True when a polled document did not change (304 or same body hash): do not parse it.
+
+        The poll is recorded (its interval grows), counted and logged with its next poll time.
+        """
+        url = polled_url(response)
+        if self.poller is None or url is None:
+            return False
+        state = self.poller.state(url)
+        outcome = self.poller.classify(response)
+        if outcome == "changed" or (state is not None and state.kind == "sitemapindex"):
+            return False
+        if state is None:
+            self.source_error(url, "HTTP 304 Not Modified to a request without validators")
+            return True
+        row = self.poller.record(response, outcome)
+        self.stats.inc_value(runstats.NOT_MODIFIED if outcome == "not_modified" else runstats.UNCHANGED_BODY)
+        how = "304 Not Modified" if outcome == "not_modified" else "same body as the last poll"
+        logger.info("%s: %s %s unchanged (%s), not parsed; next poll after %s",
+                    self.name, self.source_label, url, how, row.next_poll_at.isoformat(timespec="seconds"))
+        return True
+
     def source_error(self, url: str, reason: str) -> None:
         runstats.record_error(self.stats, f"{self.source_label} {url}: {reason}")
 
-    def source_ok(self) -> None:
+    def source_ok(self, response: Response | None = None, kind: DocumentKind | None = None) -> None:
+        """Count a source document read fine; a polled one (`response`, `kind`) records its poll."""
         self.stats.inc_value(runstats.SOURCE_OK)
+        if response is None or kind is None or self.poller is None or polled_url(response) is None:
+            return
+        self.poller.record(response, self.poller.classify(response), kind)
 
     def source_failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)

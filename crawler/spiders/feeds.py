@@ -1,4 +1,8 @@
-"""FeedSpider: RSS/Atom/RDF/JSON feeds -> article requests carrying the feed entry."""
+"""FeedSpider: RSS/Atom/RDF/JSON feeds -> article requests carrying the feed entry.
+
+Feeds are polled conditionally (SourceSpider.poll_request): a feed not due is not requested,
+an unchanged one (304, or the same body as last time) is neither parsed nor followed.
+"""
 
 from __future__ import annotations
 
@@ -52,9 +56,13 @@ class FeedSpider(SourceSpider):
 
     async def start(self) -> AsyncIterator[Any]:
         for url in self.source.urls:
-            yield self.source_request(url, self.parse_feed)
+            request = self.poll_request(url, self.parse_feed)
+            if request is not None:
+                yield request
 
     def parse_feed(self, response: Response) -> Iterator[scrapy.Request]:
+        if self.unchanged(response):
+            return
         result = parse_feed(response.body, response.url, response_headers(response))
         if result.problem == "not_a_feed":
             reason = f"not a feed (got {content_type_of(response)})"
@@ -63,7 +71,7 @@ class FeedSpider(SourceSpider):
         if result.problem == "malformed":
             self.source_error(response.url, f"malformed feed: {result.detail or 'unreadable XML'}")
             return
-        self.source_ok()
+        self.source_ok(response, "feed")
         if result.problem == "empty":
             self.stats.inc_value(runstats.EMPTY_SOURCE_DOCUMENTS)
             logger.info("%s: feed %s has no entries with a link: %s", self.name, response.url, result.detail)

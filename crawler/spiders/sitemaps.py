@@ -6,6 +6,11 @@ are followed newest child first, at most `MAX_CHILD_SITEMAPS` children per index
 (``<news:publication_date>``, else ``<lastmod>``), at most `MAX_URLS_PER_SITEMAP` of them,
 so a site's archive sitemap of 50,000 old URLs does not flood the scheduler. The source's
 ``max_articles`` caps how many new articles are fetched.
+
+Sitemaps are polled conditionally (SourceSpider.poll_request): one not due is not requested,
+an unchanged one (304, or the same body as last time) is not parsed. A sitemap index is
+re-read on every run (it is small, and how new child sitemaps are found); its children are
+each polled on their own.
 """
 
 from __future__ import annotations
@@ -57,7 +62,9 @@ class SitemapSpider(SourceSpider):
             if is_robots_url(url):
                 yield self.source_request(url, self.parse_robots)
             else:
-                yield self.source_request(url, self.parse_sitemap, depth=0)
+                request = self.poll_request(url, self.parse_sitemap, depth=0)
+                if request is not None:
+                    yield request
 
     def parse_robots(self, response: Response) -> Iterator[scrapy.Request]:
         text = response.body.decode("utf-8", errors="replace").lstrip("\ufeff")
@@ -67,14 +74,18 @@ class SitemapSpider(SourceSpider):
             return
         self.source_ok()
         for url in sitemaps:
-            yield self.source_request(url, self.parse_sitemap, depth=0)
+            request = self.poll_request(url, self.parse_sitemap, depth=0)
+            if request is not None:
+                yield request
 
     def parse_sitemap(self, response: Response, depth: int) -> Iterator[scrapy.Request]:
+        if self.unchanged(response):
+            return
         result = parse_sitemap(response.body, response.url)
         if result.kind == "invalid":
             self.source_error(response.url, f"not a sitemap: {result.detail or 'unreadable document'}")
             return
-        self.source_ok()
+        self.source_ok(response, result.kind)
         if result.kind == "sitemapindex":
             if depth >= MAX_INDEX_DEPTH:
                 self.source_error(
@@ -86,7 +97,9 @@ class SitemapSpider(SourceSpider):
                 logger.info("%s: %s lists %d sitemaps; following the newest %d",
                             self.name, response.url, len(children), MAX_CHILD_SITEMAPS)
             for child in children[:MAX_CHILD_SITEMAPS]:
-                yield self.source_request(child.loc, self.parse_sitemap, depth=depth + 1)
+                request = self.poll_request(child.loc, self.parse_sitemap, depth=depth + 1)
+                if request is not None:
+                    yield request
             return
         entries = newest_first(result.entries)
         if not entries:

@@ -1,0 +1,145 @@
+"""Conditional, adaptive polling of a source's feeds and sitemaps.
+
+A `FeedPoller` belongs to one spider (one source). Before a feed or sitemap is requested it
+says whether the URL is due (`not_due_reason`) and which validators to send
+(`conditional_headers`: If-None-Match / If-Modified-Since from the last poll). When the
+answer arrives, `classify` tells an unchanged document (304 Not Modified, or 200 with the
+body hash stored last time) from a changed one, and `record` stores the poll in
+``feed_state`` (store/feed_state.py), which also moves the URL's next poll time.
+
+The first poll of a URL and a crawl with ``crawl.force_poll`` (``dwatch crawl --force``)
+always fetch. A sitemap index is re-read on every run without validators (it is how new and
+changed child sitemaps are found; each child is polled on its own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from store.feed_state import DocumentKind, FeedStateRow, PollOutcome, load_feed_states, record_poll
+from store.models import utcnow
+
+if TYPE_CHECKING:
+    from scrapy.http import Response
+    from sqlalchemy.orm import Session, sessionmaker
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["POLL_META", "FeedPoller", "body_sha256", "polled_url"]
+
+POLL_META = "dwatch_poll"   # request meta: the URL whose poll state this response answers
+
+
+def body_sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def polled_url(response: Response) -> str | None:
+    """The polled URL a response answers (before any redirect), or None for other requests."""
+    value = response.meta.get(POLL_META)
+    return value if isinstance(value, str) else None
+
+
+def _header(response: Response, name: str) -> str | None:
+    raw = response.headers.get(name)
+    if not raw:
+        return None
+    return raw.decode("latin-1").strip() or None
+
+
+def _minutes(delta_seconds: float) -> str:
+    minutes = delta_seconds / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+class FeedPoller:
+    """The poll state of one source's feeds and sitemaps, read and written through the store."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        source_id: str,
+        *,
+        min_minutes: float,
+        max_minutes: float,
+        force: bool = False,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session_factory = session_factory
+        self.source_id = source_id
+        self.min_minutes = min_minutes
+        self.max_minutes = max_minutes
+        self.force = force
+        self.clock = clock
+        self._states: dict[str, FeedStateRow] | None = None
+
+    def state(self, url: str) -> FeedStateRow | None:
+        if self._states is None:
+            with self.session_factory() as session:
+                self._states = load_feed_states(session, self.source_id)
+        return self._states.get(url)
+
+    def not_due_reason(self, url: str) -> str | None:
+        """Why `url` is not fetched in this run, or None when it is due."""
+        state = self.state(url)
+        if state is None or self.force or state.kind == "sitemapindex":
+            return None
+        now = self.clock()
+        if state.is_due(now):
+            return None
+        return (
+            f"not due until {state.next_poll_at.isoformat(timespec='seconds')} "
+            f"(polled {_minutes((now - state.checked_at).total_seconds())} ago, "
+            f"every {_minutes(state.interval_minutes * 60)}; "
+            f"last change {state.changed_at.isoformat(timespec='seconds') if state.changed_at else 'never'})"
+        )
+
+    def conditional_headers(self, url: str) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since for `url` from its last poll ({} for an index)."""
+        state = self.state(url)
+        if state is None or state.kind == "sitemapindex":
+            return {}
+        headers: dict[str, str] = {}
+        if state.etag:
+            headers["If-None-Match"] = state.etag
+        if state.last_modified:
+            headers["If-Modified-Since"] = state.last_modified
+        return headers
+
+    def classify(self, response: Response) -> PollOutcome:
+        """not_modified (304), same_body (200 with the stored hash) or changed."""
+        url = polled_url(response) or response.url
+        state = self.state(url)
+        if response.status == 304:
+            return "not_modified"
+        if state is not None and state.body_sha256 == body_sha256(response.body):
+            return "same_body"
+        return "changed"
+
+    def record(
+        self, response: Response, outcome: PollOutcome, kind: DocumentKind | None = None
+    ) -> FeedStateRow:
+        """Store this poll of the response's URL; returns the new state (next poll time included)."""
+        url = polled_url(response) or response.url
+        with self.session_factory() as session:
+            row = record_poll(
+                session,
+                source_id=self.source_id,
+                url=url,
+                outcome=outcome,
+                kind=kind,
+                etag=_header(response, "ETag"),
+                last_modified=_header(response, "Last-Modified"),
+                body_sha256=body_sha256(response.body) if outcome == "changed" else None,
+                min_minutes=self.min_minutes,
+                max_minutes=self.max_minutes,
+                now=self.clock(),
+            )
+        if self._states is not None:
+            self._states[url] = row
+        logger.debug("%s: %s polled (%s); next poll %s", self.source_id, url, outcome, row.next_poll_at)
+        return row

@@ -117,11 +117,16 @@ def print_run_summary(summary: Any) -> None:
 @main.command()
 @config_option
 @click.option("--source", "source_ids", multiple=True, metavar="ID", help="Only these sources.")
-def crawl(config_dir: Path | None, source_ids: tuple[str, ...]) -> None:
+@click.option("--force", is_flag=True,
+              help="Poll every feed and sitemap now, even those not due yet (still conditional).")
+def crawl(config_dir: Path | None, source_ids: tuple[str, ...], force: bool) -> None:
     """Crawl every enabled source once into the store and print a summary per source."""
     from crawler import CrawlError, run_crawl
 
     settings = _settings(config_dir)
+    if force:
+        forced = settings.crawl.model_copy(update={"force_poll": True})
+        settings = settings.model_copy(update={"crawl": forced})
     try:
         summary = run_crawl(settings, list(source_ids) or None)
     except CrawlError as exc:

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
@@ -138,8 +138,10 @@ def _migrations(url: str) -> Check:
                  "run `dwatch db upgrade`")
 
 
-def read_heartbeat(path: Path) -> datetime:
-    """The time of the scheduler's last heartbeat in ``path``; ValueError says what is wrong."""
+def read_heartbeat(path: Path) -> tuple[datetime, dict[str, Any]]:
+    """The time of the scheduler's last heartbeat in ``path`` and the whole record.
+
+    ValueError says what is wrong with the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -151,7 +153,7 @@ def read_heartbeat(path: Path) -> datetime:
         when = datetime.fromisoformat(at)
     except ValueError as exc:
         raise ValueError(f"{path}: 'at' is not an ISO-8601 time: {at!r}") from exc
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)), data
 
 
 def _heartbeat(path: Path, max_age: float, required: bool, now: datetime) -> Check:
@@ -161,16 +163,22 @@ def _heartbeat(path: Path, max_age: float, required: bool, now: datetime) -> Che
             return Check("scheduler", False, message + "; start it with `dwatch scheduler`")
         return Check("scheduler", True, message + "; not required (--require-scheduler to insist)")
     try:
-        at = read_heartbeat(path)
+        at, beat = read_heartbeat(path)
     except ValueError as exc:
         return Check("scheduler", False, str(exc))
     age = (now - at).total_seconds()
     when = at.astimezone(UTC).isoformat(timespec="seconds")
+    if beat.get("state") == "stopped":
+        # a clean shutdown: fails like a missing scheduler, or once the heartbeat is stale
+        message = f"the scheduler (pid {beat.get('pid')}) was stopped at {when}"
+        return Check("scheduler", not required and age <= max_age, message)
     if age > max_age:
         return Check("scheduler", False,
                      f"heartbeat is stale: last at {when}, {age:.0f}s ago (limit {max_age:.0f}s); "
                      "the scheduler has stopped or hangs")
-    return Check("scheduler", True, f"heartbeat {max(age, 0):.0f}s ago (limit {max_age:.0f}s)")
+    jobs = beat.get("jobs")
+    detail = f", pid {beat.get('pid')}" + (f", {len(jobs)} job(s)" if isinstance(jobs, list) else "")
+    return Check("scheduler", True, f"heartbeat {max(age, 0):.0f}s ago (limit {max_age:.0f}s){detail}")
 
 
 def _runs(engine: Engine, failed_runs: int) -> Check:

@@ -305,7 +305,7 @@ def test_health_is_ok_with_a_migrated_store_a_fresh_heartbeat_and_good_runs(
     assert [line.split(":")[0] for line in lines] == ["ok    store", "ok    migrations", "ok    scheduler",
                                                       "ok    runs"]
     assert lines[1].startswith("ok    migrations: schema at the newest revision ")
-    assert lines[2].endswith("s ago (limit 120s)")
+    assert lines[2].endswith("s ago (limit 120s), pid 4242, 1 job(s)")
     assert lines[3] == f"ok    runs: latest run #{run_id} ok at 2026-11-20T06:00:00+00:00"
 
 
@@ -334,6 +334,13 @@ def test_health_fails_on_a_stale_or_unreadable_heartbeat(env: dict[str, str], ur
     path.write_text("{not json", encoding="utf-8")
     broken = check_health(settings, now=NOW)
     assert broken.reasons[0].startswith(f"scheduler: cannot read {path}: Expecting property name")
+    # scheduler.py writes state "stopped" on a clean shutdown
+    path.write_text(json.dumps({"pid": 4242, "at": NOW.isoformat(), "state": "stopped", "jobs": []}),
+                    encoding="utf-8")
+    stopped = check_health(settings, now=NOW + timedelta(seconds=5), require_scheduler=True)
+    assert stopped.reasons == ["scheduler: the scheduler (pid 4242) was stopped at 2026-11-20T12:00:00+00:00"]
+    assert check_health(settings, now=NOW + timedelta(seconds=5)).ok
+    assert not check_health(settings, now=NOW + timedelta(hours=1)).ok
 
 
 def test_health_fails_when_the_store_is_missing_or_not_a_database(env: dict[str, str]) -> None:

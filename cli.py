@@ -469,6 +469,17 @@ def digest(config_dir: Path | None, day: datetime | None, send: bool) -> None:
     click.echo(result.delivery)
 
 
+@main.command("scheduler")
+@config_option
+def scheduler_command(config_dir: Path | None) -> None:
+    """Run the crawl schedule until SIGTERM/SIGINT (exit 0 after a clean stop); see scheduler.py."""
+    import scheduler as service
+
+    settings = _settings(config_dir)
+    service.configure_logging(settings)
+    sys.exit(service.run(settings))
+
+
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the demo database and archive go (default: a fresh temporary directory).")

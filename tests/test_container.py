@@ -5,7 +5,9 @@ Debian base made once with debootstrap: ../shared/notes/containers.md). A contai
 `dwatch crawl` on the host network against the demo site (demo/site) served by this test on
 127.0.0.1, with the sources mounted at /config and the /data volume on a temporary directory;
 afterwards the queue in that directory must hold the candidates of demo/expected.json, each
-with its raw copy in the WARC archive of the same directory.
+with its raw copy in the WARC archive of the same directory. A second crawl does the same with
+the store in a throwaway PostgreSQL server on 127.0.0.1 (what compose.yaml sets up; skipped
+when no PostgreSQL server is installed).
 
 It takes minutes the first time (debootstrap, pip), well under one afterwards (podman's layer
 cache). It skips only when podman cannot run here at all; DWATCH_REQUIRE_CONTAINER_TEST=1 (set
@@ -16,10 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,6 +92,66 @@ def image() -> Iterator[str]:
         podman("rmi", "--force", tag, timeout=120, check=False)
 
 
+def _postgres_bin() -> Path | None:
+    """The directory with initdb, pg_ctl and createdb (Debian keeps them in /usr/lib/postgresql)."""
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    found = shutil.which("initdb")
+    if found:
+        candidates.append(Path(found).resolve().parent)
+    for bindir in reversed(candidates):
+        if all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "createdb")):
+            return bindir
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 with database and user `dwatch` (password auth)."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found (apt-get install postgresql); "
+                    "the container's PostgreSQL path is not tested here")
+    as_user: list[str] = []
+    workdir = Path(tempfile.mkdtemp(prefix="dwatch-pg-"))
+    if os.geteuid() == 0:            # initdb and postgres refuse to run as root
+        shutil.chown(workdir, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    password = secrets.token_hex(12)
+    pwfile, pgdata, port = workdir / "pw", workdir / "data", _free_port()
+    pwfile.write_text(password + "\n")
+    if as_user:
+        shutil.chown(pwfile, "postgres", "postgres")
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PGPASSWORD": password}, stdin=subprocess.DEVNULL)
+
+    stop = [*as_user, str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "stop"]
+    try:
+        pg(str(bindir / "initdb"), "-D", str(pgdata), "-U", "dwatch", f"--pwfile={pwfile}",
+           "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C")
+        pg(str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(workdir / "log"), "-w", "start",
+           "-o", f"-h 127.0.0.1 -p {port} -k {workdir}")
+        pg(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dwatch", "dwatch")
+    except subprocess.CalledProcessError as exc:
+        log = workdir / "log"
+        server_log = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        subprocess.run(stop, capture_output=True, timeout=120, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL ({exc.cmd[-1]}): {exc.stderr}\n{server_log}")
+    try:
+        yield f"postgresql+psycopg://dwatch:{password}@127.0.0.1:{port}/dwatch"
+    finally:
+        subprocess.run(stop, capture_output=True, timeout=120, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def inspect(tag: str) -> dict[str, Any]:
     data: list[dict[str, Any]] = json.loads(podman("image", "inspect", tag, timeout=60).stdout)
     return data[0]
@@ -118,42 +185,43 @@ def test_image_is_configured_for_the_service(image: str) -> None:
     assert lines[4] == "no-src"
 
 
-def test_container_crawls_the_demo_site_into_the_data_volume(image: str, tmp_path: Path) -> None:
+@dataclass
+class ContainerCrawl:
+    stdout: str
+    fetched: list[str]              # paths the fixture server answered, in order
+    config_dir: Path
+    data_dir: Path
+
+
+def crawl_in_container(image: str, tmp_path: Path, *env: str) -> ContainerCrawl:
+    """`dwatch crawl` in a container of `image` against the demo site served on 127.0.0.1."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     data_dir.chmod(0o777)            # the container writes as the non-root `dwatch` user
     with serve_directory(SITE_DIR) as server:
         config_dir = write_config(tmp_path / "config", server.base_url)
         assert "allow_private_addresses: true" in (config_dir / "settings.yaml").read_text()
+        options = ["-e", "DWATCH_CONFIG_DIR=/config", "-e", "DWATCH_LOG_FORMAT=text"]
+        for item in env:
+            options += ["-e", item]
         started = time.monotonic()
         run = podman(
             "run", "--rm", "--network=host",
-            "-v", f"{config_dir}:/config:ro", "-v", f"{data_dir}:/data",
-            "-e", "DWATCH_CONFIG_DIR=/config", "-e", "DWATCH_LOG_FORMAT=text",
+            "-v", f"{config_dir}:/config:ro", "-v", f"{data_dir}:/data", *options,
             image, "dwatch", "crawl", timeout=900,
         )
         print(f"container crawl took {time.monotonic() - started:.0f} s")
-        fetched = server.requests.paths("GET")
-
-    # the entrypoint migrated the store in /data, then ran the crawl
-    assert "database at sqlite:////data/dwatch.sqlite3 is up to date" in run.stdout
+        fetched = [urlsplit(p).path for p in server.requests.paths("GET")]
+    # the crawl covered every demo source, and reached the server through the host network
     for source_id in ("demo-news-rss", "demo-world-atom", "demo-sitemap", "demo-institute"):
         assert source_id in run.stdout
-    # the container reached the test's server on 127.0.0.1 through the host network
-    assert {"/feeds/news.rss", "/feeds/world.atom", "/sitemap_index.xml", "/reports/"} <= {
-        urlsplit(p).path for p in fetched
-    }
+    assert {"/feeds/news.rss", "/feeds/world.atom", "/sitemap_index.xml", "/reports/"} <= set(fetched)
+    return ContainerCrawl(run.stdout, fetched, config_dir, data_dir)
 
-    # files in the volume were written by the service user, not root
-    store_file = data_dir / "dwatch.sqlite3"
-    assert store_file.stat().st_uid == SERVICE_UID
-    warcs = sorted((data_dir / "archive").glob("*.warc.gz"))
-    assert warcs and all(w.stat().st_uid == SERVICE_UID for w in warcs)
 
-    # the queue, read from the host, holds exactly the demo's expected candidates
-    settings = load_settings(config_dir, env={"DWATCH_DATA_DIR": str(data_dir)})
-    assert settings.database_url == f"sqlite:///{store_file}"
-    engine = make_engine(settings.database_url)
+def assert_demo_queue(database_url: str, archive_dir: Path) -> None:
+    """The queue holds exactly the demo's expected candidates, each with its raw copy archived."""
+    engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as session:
             rows = queue.list_candidates(session, limit=1000)
@@ -164,13 +232,40 @@ def test_container_crawls_the_demo_site_into_the_data_volume(image: str, tmp_pat
     assert ok, line
     assert len(rows) == len(expected_queue_paths())
     expected = load_expected()
-    archive = WarcArchive(settings.archive_dir)
+    archive = WarcArchive(archive_dir)
     for detail in details:
         assert detail is not None
-        page = expected[urlsplit(detail.url).path]
+        path = urlsplit(detail.url).path
+        page = expected[path]
         assert (detail.status, detail.lang, detail.title) == ("new", page.lang, page.title)
         assert detail.source_id in page.sources
         stored = archive.read(ArchiveRef(**detail.provenance["archive"]))
         assert stored.status == 200
         assert stored.url == detail.provenance["final_url"]
-        assert stored.body == (SITE_DIR / urlsplit(detail.url).path.lstrip("/")).read_bytes()
+        assert stored.body == (SITE_DIR / path.lstrip("/")).read_bytes()
+
+
+def test_container_crawls_the_demo_site_into_the_data_volume(image: str, tmp_path: Path) -> None:
+    crawl = crawl_in_container(image, tmp_path)
+    # the entrypoint migrated the SQLite store in /data, then ran the crawl
+    assert "database at sqlite:////data/dwatch.sqlite3 is up to date" in crawl.stdout
+
+    # files in the volume were written by the service user, not root
+    store_file = crawl.data_dir / "dwatch.sqlite3"
+    assert store_file.stat().st_uid == SERVICE_UID
+    warcs = sorted((crawl.data_dir / "archive").glob("*.warc.gz"))
+    assert warcs and all(w.stat().st_uid == SERVICE_UID for w in warcs)
+
+    # read from the host, the store in the volume holds the demo's queue
+    settings = load_settings(crawl.config_dir, env={"DWATCH_DATA_DIR": str(crawl.data_dir)})
+    assert settings.database_url == f"sqlite:///{store_file}"
+    assert_demo_queue(settings.database_url, settings.archive_dir)
+
+
+def test_container_crawls_into_postgresql(image: str, postgres_url: str, tmp_path: Path) -> None:
+    """What compose.yaml sets up: the store in PostgreSQL (psycopg), the archive in /data."""
+    crawl = crawl_in_container(image, tmp_path, f"DWATCH_DATABASE_URL={postgres_url}")
+    masked = re.sub(r"(://dwatch:)[^@]+@", r"\1***@", postgres_url)
+    assert f"database at {masked} is up to date" in crawl.stdout
+    assert not (crawl.data_dir / "dwatch.sqlite3").exists()
+    assert_demo_queue(postgres_url, crawl.data_dir / "archive")

@@ -4,8 +4,10 @@ A `FeedPoller` belongs to one spider (one source). Before a feed or sitemap is r
 says whether the URL is due (`not_due_reason`) and which validators to send
 (`conditional_headers`: If-None-Match / If-Modified-Since from the last poll). When the
 answer arrives, `classify` tells an unchanged document (304 Not Modified, or 200 with the
-body hash stored last time) from a changed one, and `record` stores the poll in
-``feed_state`` (store/feed_state.py), which also moves the URL's next poll time.
+body hash stored last time) from a changed one. `record` stores an unchanged poll in
+``feed_state`` (store/feed_state.py), which also moves the URL's next poll time; a changed
+document is stored only when the crawl has finished (`defer`, then `flush`), so a crawl
+stopped half-way reads it again next time instead of losing the articles it lists.
 
 The first poll of a URL and a crawl with ``crawl.force_poll`` (``dwatch crawl --force``)
 always fetch. A sitemap index is re-read on every run without validators (it is how new and
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -76,6 +79,7 @@ class FeedPoller:
         self.force = force
         self.clock = clock
         self._states: dict[str, FeedStateRow] | None = None
+        self._pending: dict[str, _Poll] = {}
 
     def state(self, url: str) -> FeedStateRow | None:
         if self._states is None:
@@ -123,23 +127,67 @@ class FeedPoller:
     def record(
         self, response: Response, outcome: PollOutcome, kind: DocumentKind | None = None
     ) -> FeedStateRow:
-        """Store this poll of the response's URL; returns the new state (next poll time included)."""
+        """Store an unchanged poll (or a changed one at once); returns the new state."""
         url = polled_url(response) or response.url
+        poll = _Poll(url, outcome, kind, _header(response, "ETag"), _header(response, "Last-Modified"),
+                     body_sha256(response.body) if outcome == "changed" else None, self.clock())
+        return self._write(poll)
+
+    def defer(self, response: Response, kind: DocumentKind) -> None:
+        """Note a changed document that is being parsed; stored by `flush` when the crawl ends."""
+        url = polled_url(response) or response.url
+        self._pending[url] = _Poll(url, "changed", kind, _header(response, "ETag"),
+                                   _header(response, "Last-Modified"), body_sha256(response.body),
+                                   self.clock())
+
+    def flush(self, *, finished: bool, complete: bool) -> int:
+        """Store the changed documents of this crawl; returns how many were stored.
+
+        Not `finished` (the crawl was stopped): nothing is stored, so the documents are due and
+        parsed again next run and no article they list is lost. Not `complete` (some articles
+        were left for later, e.g. over max_articles): stored without validators or hash, so the
+        next poll parses them again and finds the rest.
+        """
+        pending, self._pending = list(self._pending.values()), {}
+        if not finished:
+            if pending:
+                logger.info("%s: crawl stopped; %d changed feed(s)/sitemap(s) will be read again next run",
+                            self.source_id, len(pending))
+            return 0
+        for poll in pending:
+            if not complete:
+                poll = _Poll(poll.url, poll.outcome, poll.kind, None, None, None, poll.at)
+            self._write(poll)
+        return len(pending)
+
+    def _write(self, poll: _Poll) -> FeedStateRow:
         with self.session_factory() as session:
             row = record_poll(
                 session,
                 source_id=self.source_id,
-                url=url,
-                outcome=outcome,
-                kind=kind,
-                etag=_header(response, "ETag"),
-                last_modified=_header(response, "Last-Modified"),
-                body_sha256=body_sha256(response.body) if outcome == "changed" else None,
+                url=poll.url,
+                outcome=poll.outcome,
+                kind=poll.kind,
+                etag=poll.etag,
+                last_modified=poll.last_modified,
+                body_sha256=poll.body_sha256,
                 min_minutes=self.min_minutes,
                 max_minutes=self.max_minutes,
-                now=self.clock(),
+                now=poll.at,
             )
         if self._states is not None:
-            self._states[url] = row
-        logger.debug("%s: %s polled (%s); next poll %s", self.source_id, url, outcome, row.next_poll_at)
+            self._states[poll.url] = row
+        logger.debug("%s: %s polled (%s); next poll %s",
+                     self.source_id, poll.url, poll.outcome, row.next_poll_at)
         return row
+
+
+@dataclass(frozen=True)
+class _Poll:
+    url: str
+    outcome: PollOutcome
+    kind: DocumentKind | None
+    etag: str | None
+    last_modified: str | None
+    body_sha256: str | None
+    at: datetime

@@ -133,13 +133,14 @@ def record_poll(
 
     Validators given replace the stored ones (a 304 may carry a fresh ETag); for
     ``not_modified`` and ``same_body`` the stored body hash is kept. ``changed`` needs
-    `kind` and `body_sha256` (what was parsed).
+    `kind`; its `body_sha256` (what was parsed) and validators replace the stored ones, and
+    without them the next poll is unconditional and parsed whatever it returns.
     """
     if outcome not in get_args(PollOutcome):
         known = ", ".join(get_args(PollOutcome))
         raise StoreError(f"feed {url}: poll outcome {outcome!r} is not one of {known}")
-    if outcome == "changed" and (kind is None or body_sha256 is None):
-        raise StoreError(f"feed {url}: a 'changed' poll needs the document kind and the body's sha256")
+    if outcome == "changed" and kind is None:
+        raise StoreError(f"feed {url}: a 'changed' poll needs the document kind (feed, urlset, ...)")
     now = now or utcnow()
     state = session.scalar(
         select(FeedState).where(FeedState.source_id == source_id, FeedState.url == url)

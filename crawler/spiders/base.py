@@ -177,11 +177,25 @@ class SourceSpider(scrapy.Spider):
         runstats.record_error(self.stats, f"{self.source_label} {url}: {reason}")
 
     def source_ok(self, response: Response | None = None, kind: DocumentKind | None = None) -> None:
-        """Count a source document read fine; a polled one (`response`, `kind`) records its poll."""
+        """Count a source document read fine; a polled one (`response`, `kind`) records its poll.
+
+        A changed document is recorded when the crawl has finished (`closed`).
+        """
         self.stats.inc_value(runstats.SOURCE_OK)
         if response is None or kind is None or self.poller is None or polled_url(response) is None:
             return
-        self.poller.record(response, self.poller.classify(response), kind)
+        outcome = self.poller.classify(response)
+        if outcome == "changed":
+            self.poller.defer(response, kind)
+        else:
+            self.poller.record(response, outcome, kind)
+
+    def closed(self, reason: str) -> None:
+        """Store the polls of changed feeds/sitemaps once their articles were all requested."""
+        if self.poller is None:
+            return
+        complete = not self.stats.get_value(runstats.OVER_LIMIT)
+        self.poller.flush(finished=reason == "finished", complete=complete)
 
     def source_failed(self, failure: Failure) -> None:
         request = getattr(failure, "request", None)

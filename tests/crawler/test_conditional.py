@@ -185,6 +185,7 @@ def test_spider_sends_validators_and_does_not_parse_a_304_or_an_identical_body(
     requests = list(spider.parse_feed(answer(first, 200, RSS, ETag='"v1"',
                                              **{"Last-Modified": "Mon, 23 Nov 2026 14:05:00 GMT"})))
     assert [r.url for r in requests] == ["https://news.example.org/2026/11/former-fighter.html"]
+    spider.closed("finished")        # a changed feed is stored when the crawl has finished
 
     clock[0] = T0 + timedelta(minutes=10)
     spider = make_spider(poller())
@@ -211,6 +212,31 @@ def test_spider_sends_validators_and_does_not_parse_a_304_or_an_identical_body(
         state = load_feed_states(session, "test-source")[FEED_URL]
     assert (state.polls, state.changes, state.interval_minutes, state.etag) == (3, 1, 67.5, '"stale"')
     assert state.body_sha256 == hashlib.sha256(RSS).hexdigest()
+
+
+def test_a_changed_feed_is_stored_only_when_the_crawl_finished_and_without_validators_if_incomplete(
+    session_factory: sessionmaker[Session],
+) -> None:
+    def first_poll(closed_reason: str, *, over_limit: bool = False) -> list[Request]:
+        spider = make_spider(FeedPoller(session_factory, "test-source", min_minutes=30, max_minutes=1440))
+        [request] = start_requests(spider)
+        list(spider.parse_feed(answer(request, 200, RSS, ETag='"v1"')))
+        if over_limit:
+            spider.crawler.stats.inc_value(runstats.OVER_LIMIT)
+        spider.closed(closed_reason)
+        return [request]
+
+    # stopped mid-crawl (SIGTERM): nothing stored, the feed is read and parsed again next run
+    first_poll("shutdown")
+    with session_factory() as session:
+        assert load_feed_states(session, "test-source") == {}
+    # finished, but articles were left over the max_articles cap: no validators, no hash
+    first_poll("finished", over_limit=True)
+    with session_factory() as session:
+        state = load_feed_states(session, "test-source")[FEED_URL]
+    assert (state.etag, state.body_sha256, state.polls, state.interval_minutes) == (None, None, 1, 30)
+    poller = FeedPoller(session_factory, "test-source", min_minutes=30, max_minutes=1440, force=True)
+    assert poller.conditional_headers(FEED_URL) == {}
 
 
 # ------------------------------------------------------------------ end to end

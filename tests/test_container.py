@@ -7,7 +7,9 @@ Debian base made once with debootstrap: ../shared/notes/containers.md). A contai
 afterwards the queue in that directory must hold the candidates of demo/expected.json, each
 with its raw copy in the WARC archive of the same directory. A second crawl does the same with
 the store in a throwaway PostgreSQL server on 127.0.0.1 (what compose.yaml sets up; skipped
-when no PostgreSQL server is installed).
+when no PostgreSQL server is installed). A third container runs the image's default command,
+the scheduler, on a 5-second schedule: it fills the queue, `dwatch health` and podman's
+HEALTHCHECK pass, and `podman stop` ends it cleanly with exit code 0.
 
 It takes minutes the first time (debootstrap, pip), well under one afterwards (podman's layer
 cache). It skips only when podman cannot run here at all; DWATCH_REQUIRE_CONTAINER_TEST=1 (set
@@ -269,3 +271,72 @@ def test_container_crawls_into_postgresql(image: str, postgres_url: str, tmp_pat
     assert f"database at {masked} is up to date" in crawl.stdout
     assert not (crawl.data_dir / "dwatch.sqlite3").exists()
     assert_demo_queue(postgres_url, crawl.data_dir / "archive")
+
+
+def _queue_check(database_url: str) -> tuple[bool, str]:
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            return check_queue(queue.list_candidates(session, limit=1000))
+    finally:
+        engine.dispose()
+
+
+def test_container_runs_the_scheduler_by_default(image: str, tmp_path: Path) -> None:
+    """No command: migrations, then `dwatch scheduler`; it crawls on schedule, its HEALTHCHECK
+    passes, its logs are JSON lines, and `podman stop` (SIGTERM) ends it with exit code 0."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    data_dir.chmod(0o777)
+    name = f"dwatch-test-{os.getpid()}"
+    with serve_directory(SITE_DIR) as server:
+        config_dir = write_config(tmp_path / "config", server.base_url)
+        with (config_dir / "settings.yaml").open("a", encoding="utf-8") as settings_file:
+            settings_file.write(
+                "schedule:\n  default: {every_seconds: 5}\n  digest_at: null\n"
+                "  heartbeat_seconds: 1\n  crawl_grace_seconds: 60\n"
+            )
+        settings = load_settings(config_dir, env={"DWATCH_DATA_DIR": str(data_dir)})
+        podman("run", "-d", "--name", name, "--network=host", "-v", f"{config_dir}:/config:ro",
+               "-v", f"{data_dir}:/data", "-e", "DWATCH_CONFIG_DIR=/config", image, timeout=120)
+        try:
+            deadline, line = time.monotonic() + 300, "no crawl yet"
+            while time.monotonic() < deadline:
+                state = podman("inspect", name, "--format", "{{.State.Status}}", timeout=60).stdout.strip()
+                if state != "running":
+                    logs = podman("logs", name, timeout=60, check=False)
+                    pytest.fail(f"the container stopped ({state}):\n"
+                                f"{logs.stdout[-3000:]}\n{logs.stderr[-3000:]}")
+                if all((data_dir / name).exists() for name in ("dwatch.sqlite3", "scheduler-heartbeat.json")):
+                    ok, line = _queue_check(settings.database_url)
+                    if ok:
+                        break
+                time.sleep(2)
+            else:
+                pytest.fail(f"the scheduler did not fill the queue within 300 s: {line}")
+
+            health = podman("exec", name, "dwatch", "health", timeout=120, check=False)
+            assert health.returncode == 0, health.stdout + health.stderr
+            healthcheck = podman("healthcheck", "run", name, timeout=120, check=False)
+            assert healthcheck.returncode == 0, healthcheck.stdout + healthcheck.stderr
+
+            podman("stop", "-t", "120", name, timeout=300)
+            exit_code = podman("inspect", name, "--format", "{{.State.ExitCode}}", timeout=60).stdout
+            assert exit_code.strip() == "0"
+            logs = podman("logs", name, timeout=60)
+        finally:
+            podman("rm", "--force", name, timeout=120, check=False)
+
+    heartbeat = json.loads((data_dir / "scheduler-heartbeat.json").read_text(encoding="utf-8"))
+    assert heartbeat["state"] == "stopped"
+    # the crawl child's report on stdout; the service's log on stderr, one JSON object a line
+    assert "run 1: ok" in logs.stdout
+    events = [json.loads(line) for line in logs.stderr.splitlines() if line.strip()]
+    assert [e for e in events if not {"ts", "level", "logger", "msg"} <= set(e)] == []
+    messages = [e["msg"] for e in events if e["logger"] == "scheduler"]
+    # the entrypoint exec'd the scheduler: it is PID 1 and gets podman's SIGTERM itself
+    assert "scheduler running (pid 1); heartbeat in /data/scheduler-heartbeat.json" in messages
+    # it stopped cleanly: no crawl started after SIGTERM (one running then may finish first)
+    assert messages[-1] == "scheduler stopped"
+    after_sigterm = messages[messages.index("SIGTERM received: stopping") + 1:]
+    assert not [m for m in after_sigterm if " started " in m], after_sigterm

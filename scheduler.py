@@ -273,7 +273,9 @@ class CrawlScheduler:
         except Exception:  # a scheduler job: log the traceback, keep the service running
             logger.exception("digest of %s failed", day)
             return
-        logger.info("digest of %s written: %s", day, result)
+        # counts and paths only: the candidates' titles are crawled (hostile) text
+        logger.info("digest of %s written: %d candidates in %s; %s", day, len(result.items),
+                    result.html_path, result.delivery)
 
     # ------------------------------------------------------------------ heartbeat
 
@@ -378,24 +380,11 @@ def run(settings: Settings) -> int:
             signal.signal(sig, handler)
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": datetime.fromtimestamp(record.created, UTC).isoformat(), "level": record.levelname,
-                 "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
 def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if settings.log_format == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    """The project's log format (config/logs.py: JSON lines with run_id/source_id, or text) at INFO."""
+    from config.logs import configure_logging as configure
+
+    configure(settings.log_format, logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 

@@ -284,7 +284,8 @@ def test_digest_job_writes_yesterday_and_sends(tmp_path: Path, monkeypatch: pyte
     settings = load_settings(write_config(tmp_path / "c", "http://127.0.0.1:9"),
                              env={"DWATCH_DATA_DIR": str(tmp_path / "d")})
     calls: list[tuple[Any, date, bool]] = []
-    stand_in = SimpleNamespace(write_digest=lambda s, day, *, send: calls.append((s, day, send)) or "ok")
+    result = SimpleNamespace(items=(), html_path=tmp_path / "d.html", delivery="not sent: no SMTP settings")
+    stand_in = SimpleNamespace(write_digest=lambda s, day, *, send: calls.append((s, day, send)) or result)
     monkeypatch.setattr(scheduler, "_digest_module", lambda: stand_in)
     scheduler.CrawlScheduler(settings).run_digest()
     assert calls == [(settings, datetime.now(UTC).date() - timedelta(days=1), True)]

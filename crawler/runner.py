@@ -49,7 +49,7 @@ __all__ = ["RunSummary", "load_ruleset", "main", "run_crawl", "select_sources", 
 class RunSummary:
     run_id: int
     per_source: dict[str, SourceRunStats]
-    status: str            # "ok" (no errors) | "partial" (some errors) | "failed" (nothing crawled)
+    status: str            # "ok" | "partial" (some errors) | "failed" (nothing crawled) | "interrupted"
     #                        | "skipped" (every selected source backed off or disabled)
     rules_version: str
     counters: dict[str, dict[str, int]] = field(default_factory=dict)   # per source: dwatch/* stats
@@ -206,6 +206,10 @@ def run_crawl(
                     row.errors += 1
                     row.first_error = row.first_error or crashed[source_id]
             status = _run_status(per_source)
+            stopped = [sid for sid, c in crawlers.items() if _stats_of(c).get("finish_reason") == "shutdown"]
+            if stopped and status != "failed":
+                status = "interrupted"      # SIGTERM/SIGINT: what was fetched is stored, the rest next run
+                logger.warning("run %s interrupted by a signal while crawling %s", run_id, ", ".join(stopped))
         finally:
             with session_factory() as session:
                 queue.finish_run(session, run_id, per_source=per_source, status=status)

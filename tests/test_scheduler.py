@@ -222,6 +222,8 @@ def test_scheduler_runs_restarts_and_stops_cleanly(
     assert "sending SIGKILL" not in log
     assert re.search(r"crawl of group reports \(pid \d+\) stopped by the scheduler; exit code 0", log)
     assert len(log_times(log, r"crawl of group reports started")) == 1
+    *_, (_, _, finished, status) = group_runs(db)
+    assert finished is not None and status == "interrupted"     # stopped mid-crawl, and recorded so
 
     # ---- 3. the store is consistent
     runs = group_runs(db)

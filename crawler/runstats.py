@@ -36,6 +36,9 @@ NOT_MODIFIED = PREFIX + "not_modified"      # feeds/sitemaps answered 304 Not Mo
 UNCHANGED_BODY = PREFIX + "unchanged_body"  # feeds/sitemaps answered 200 with the last body: not parsed
 
 
+SOURCE_ID = PREFIX + "source_id"          # set when the spider opens: error log lines carry it
+
+
 def skipped_key(reason: str) -> str:
     return f"{PREFIX}skipped/{reason}"
 
@@ -52,7 +55,7 @@ def record_error(stats: StatsCollector, message: str, *, level: int = logging.WA
     stats.inc_value(ERRORS)
     if stats.get_value(FIRST_ERROR) is None:
         stats.set_value(FIRST_ERROR, message)
-    logger.log(level, "%s", message)
+    logger.log(level, "%s", message, extra={"source_id": stats.get_value(SOURCE_ID)})
 
 
 def counters(stats: Mapping[str, Any]) -> dict[str, int]:

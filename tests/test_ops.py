@@ -277,7 +277,7 @@ def test_a_crawl_skips_the_backed_off_source_crawls_the_rest_and_logs_json(tmp_p
     skip = next(e for e in events if e["msg"].startswith("skipping source alpha"))
     assert (skip["level"], skip["source_id"], skip["logger"]) == ("WARNING", "alpha", "crawler.runner")
     feed_error = next(e for e in events if f"127.0.0.1:{port}/beta.xml" in e["msg"])
-    assert feed_error["run_id"] == run_id
+    assert (feed_error["run_id"], feed_error["source_id"]) == (run_id, "beta")
     with make_session_factory(engine)() as session:
         beta = health_of(session, "beta", now=datetime.now(UTC))
         assert beta.consecutive_failures == 1 and "beta.xml" in (beta.last_error or "")

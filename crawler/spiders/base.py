@@ -21,6 +21,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
+from scrapy import Spider, signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
@@ -104,6 +105,7 @@ class SourceSpider(scrapy.Spider):
         kwargs.setdefault("source", source_from(crawler.settings))
         kwargs.setdefault("max_articles", crawler.settings.getint("DWATCH_MAX_ARTICLES", 200))
         spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider._record_source_id, signal=signals.spider_opened)
         context = context_from(crawler.settings)
         if context is not None:
             spider.poller = FeedPoller(
@@ -118,6 +120,15 @@ class SourceSpider(scrapy.Spider):
     @property
     def stats(self) -> StatsCollector:
         return self.crawler.stats
+
+    def _record_source_id(self, spider: Spider) -> None:
+        """The source id in the stats, so runstats.record_error's log lines carry it."""
+        self.stats.set_value(runstats.SOURCE_ID, self.source.id)
+
+    @property
+    def log_extra(self) -> dict[str, str]:
+        """``extra=`` for log calls: JSON log lines carry this spider's source id."""
+        return {"source_id": self.source.id}
 
     # ------------------------------------------------------------ source documents
 
@@ -143,7 +154,8 @@ class SourceSpider(scrapy.Spider):
         reason = self.poller.not_due_reason(url)
         if reason is not None:
             self.stats.inc_value(runstats.NOT_DUE)
-            logger.info("%s: %s %s skipped: %s", self.name, self.source_label, url, reason)
+            logger.info("%s: %s %s skipped: %s", self.name, self.source_label, url, reason,
+                        extra=self.log_extra)
             return None
         for name, value in self.poller.conditional_headers(url).items():
             request.headers[name] = value
@@ -170,7 +182,8 @@ class SourceSpider(scrapy.Spider):
         self.stats.inc_value(runstats.NOT_MODIFIED if outcome == "not_modified" else runstats.UNCHANGED_BODY)
         how = "304 Not Modified" if outcome == "not_modified" else "same body as the last poll"
         logger.info("%s: %s %s unchanged (%s), not parsed; next poll after %s",
-                    self.name, self.source_label, url, how, row.next_poll_at.isoformat(timespec="seconds"))
+                    self.name, self.source_label, url, how, row.next_poll_at.isoformat(timespec="seconds"),
+                    extra=self.log_extra)
         return True
 
     def source_error(self, url: str, reason: str) -> None:
@@ -234,7 +247,8 @@ class SourceSpider(scrapy.Spider):
         canonical = canonical_or_none(url)
         if canonical is None:
             self.stats.inc_value(runstats.FILTERED)
-            logger.debug("%s: ignoring link %r (not an absolute http(s) URL)", self.name, url)
+            logger.debug("%s: ignoring link %r (not an absolute http(s) URL)", self.name, url,
+                         extra=self.log_extra)
             return None
         if not self.accepts(url, discovered_from):
             self.stats.inc_value(runstats.FILTERED)

@@ -74,10 +74,12 @@ class FeedSpider(SourceSpider):
         self.source_ok(response, "feed")
         if result.problem == "empty":
             self.stats.inc_value(runstats.EMPTY_SOURCE_DOCUMENTS)
-            logger.info("%s: feed %s has no entries with a link: %s", self.name, response.url, result.detail)
+            logger.info("%s: feed %s has no entries with a link: %s", self.name, response.url, result.detail,
+                        extra=self.log_extra)
             return
         if result.bozo:
-            logger.info("%s: feed %s is malformed but readable: %s", self.name, response.url, result.detail)
+            logger.info("%s: feed %s is malformed but readable: %s", self.name, response.url, result.detail,
+                        extra=self.log_extra)
         for entry in newest_first(result.entries):
             request = self.article_request(
                 entry.link,

@@ -95,7 +95,8 @@ class SitemapSpider(SourceSpider):
             children = newest_first(result.entries)
             if len(children) > MAX_CHILD_SITEMAPS:
                 logger.info("%s: %s lists %d sitemaps; following the newest %d",
-                            self.name, response.url, len(children), MAX_CHILD_SITEMAPS)
+                            self.name, response.url, len(children), MAX_CHILD_SITEMAPS,
+                            extra=self.log_extra)
             for child in children[:MAX_CHILD_SITEMAPS]:
                 request = self.poll_request(child.loc, self.parse_sitemap, depth=depth + 1)
                 if request is not None:
@@ -106,7 +107,8 @@ class SitemapSpider(SourceSpider):
             self.stats.inc_value(runstats.EMPTY_SOURCE_DOCUMENTS)
         if len(entries) > MAX_URLS_PER_SITEMAP:
             logger.info("%s: %s lists %d URLs; requesting the newest %d",
-                        self.name, response.url, len(entries), MAX_URLS_PER_SITEMAP)
+                        self.name, response.url, len(entries), MAX_URLS_PER_SITEMAP,
+                        extra=self.log_extra)
         for entry in entries[:MAX_URLS_PER_SITEMAP]:
             request = self.article_request(
                 entry.loc,

@@ -27,7 +27,7 @@ from review.errors import DigestError
 from review.feed import merged_feed
 from review.mail import send_digest, subject_line
 from review.render import render_html, render_markdown, render_text
-from store import StoreError, make_engine, make_session_factory
+from store import StoreError, open_session
 from store import queue as store_queue
 
 __all__ = ["DigestItem", "DigestResult", "digest_dir", "gather_candidates", "write_digest"]
@@ -114,19 +114,15 @@ def gather_candidates(session: Session, day: date) -> list[DigestItem]:
 def _read_candidates(settings: Settings, day: date) -> list[DigestItem]:
     where = settings.masked()["database_url"]
     try:
-        engine = make_engine(settings.database_url)
+        with open_session(settings.database_url) as session:
+            return gather_candidates(session, day)
     except StoreError as exc:
         raise DigestError(f"digest for {day}: store {where}: {exc}") from exc
-    try:
-        with make_session_factory(engine)() as session:
-            return gather_candidates(session, day)
     except SQLAlchemyError as exc:
         raise DigestError(
             f"digest for {day}: cannot read the queue from {where}: {exc.__class__.__name__}: "
             f"{exc.args[0] if exc.args else exc}. Run `dwatch db upgrade` if the schema is missing."
         ) from exc
-    finally:
-        engine.dispose()
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -19,6 +19,7 @@ from store.engine import (
     is_up_to_date,
     make_engine,
     make_session_factory,
+    open_session,
     upgrade_database,
 )
 from store.errors import ArchiveError, DecisionError, StoreError
@@ -63,6 +64,7 @@ __all__ = [
     "iter_records",
     "make_engine",
     "make_session_factory",
+    "open_session",
     "queue",
     "upgrade_database",
 ]

@@ -9,6 +9,8 @@ from an installed wheel as well as from the repository.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ __all__ = [
     "is_up_to_date",
     "make_engine",
     "make_session_factory",
+    "open_session",
     "upgrade_database",
 ]
 
@@ -104,6 +107,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     rows another process has changed since; the store's functions return plain records.
     """
     return sessionmaker(bind=engine)
+
+
+@contextmanager
+def open_session(url: str | URL) -> Iterator[Session]:
+    """One session on a fresh engine for ``url``, the engine disposed afterwards (commands, jobs)."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def alembic_config(url: str | URL | None = None) -> Config:

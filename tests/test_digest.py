@@ -8,7 +8,7 @@ import email
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -26,7 +26,7 @@ from config import DEFAULT_CONFIG_DIR, Settings
 from config.settings import SmtpSettings
 from review import DigestError, write_digest
 from review.feed import KEEP_DAYS
-from store import make_engine, make_session_factory, queue, upgrade_database
+from store import open_session, queue, upgrade_database
 from store.models import Candidate
 from tests.store.pages import make_page, verdict
 
@@ -57,14 +57,8 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@contextmanager
-def store_session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
+def store_session(settings: Settings) -> AbstractContextManager[Session]:
+    return open_session(settings.database_url)
 
 
 def add_candidate(

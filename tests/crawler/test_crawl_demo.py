@@ -12,7 +12,7 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -28,7 +28,13 @@ from config import Settings, load_settings
 from demo import SITE_DIR, FixtureServer, RecordedRequest, load_expected, render_template, serve_directory
 from demo import write_config as write_demo_config
 from extract import canonicalize_url, load_rules
-from store import ArchiveRef, CandidateDetail, WarcArchive, make_engine, make_session_factory, queue
+from store import (
+    ArchiveRef,
+    CandidateDetail,
+    WarcArchive,
+    open_session,
+    queue,
+)
 from tests.crawler.crawl_process import RULES, CrawlOutcome, crawl
 
 pytestmark = pytest.mark.slow
@@ -58,14 +64,8 @@ class DemoCrawl:
     second_log: list[RecordedRequest]
 
 
-@contextmanager
-def store_session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
+def store_session(settings: Settings) -> AbstractContextManager[Session]:
+    return open_session(settings.database_url)
 
 
 def candidates(settings: Settings) -> dict[int, CandidateDetail]:

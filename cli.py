@@ -6,7 +6,6 @@ crawler/, extract/, store/ and config/.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import sys
@@ -24,6 +23,8 @@ logger = logging.getLogger("dwatch")
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATUSES = ("new", "accepted", "rejected", "duplicate")
+# review.export.EXPORT_FORMATS, spelt out: importing review loads the store (~1 s) on every command
+EXPORT_FORMATS = ("csv", "jsonl", "csl-json", "ris")
 
 
 def config_option(func: F) -> F:
@@ -280,39 +281,41 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"not serialisable: {type(value).__name__}")
 
 
+def _candidate_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...]:
+    parts = [part.strip() for part in (value or "").split(",") if part.strip()]
+    bad = [part for part in parts if not part.isdigit()]
+    if bad:
+        raise click.BadParameter(f"{', '.join(map(repr, bad))} is not a candidate id; "
+                                 "give ids separated by commas, e.g. --ids 12,15,40")
+    return tuple(int(part) for part in parts)
+
+
 @main.command()
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True,
+              help="csl-json and ris import into Zotero and other reference managers.")
 @click.option("--status", type=click.Choice(STATUSES), default=None)
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD (published)")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, help="YYYY-MM-DD, inclusive")
+@click.option("--lang", default=None, help="ISO 639-1 code, e.g. ar")
+@click.option("--ids", callback=_candidate_ids, default=None, metavar="1,2,3", help="Only these candidates.")
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8"), default="-")
 def export(config_dir: Path | None, fmt: str, status: str | None, since: datetime | None,
-           output: IO[str]) -> None:
-    """Export candidates with their provenance as CSV or JSON Lines."""
+           until: datetime | None, lang: str | None, ids: tuple[int, ...], output: IO[str]) -> None:
+    """Export candidates with their provenance as CSV, JSON Lines, CSL-JSON or RIS."""
+    from review.export import write_export
     from store import queue as q
+    from store.errors import StoreError
+    from store.records import QueueQuery
 
-    count = 0
+    query = QueueQuery(status=status, since=_since(since), until=_since(until), lang=lang, ids=ids,
+                       limit=None)
     with _session(_settings(config_dir)) as session:
-        rows = q.iter_export(session, status=status, since=_since(since))
-        writer: csv.DictWriter[str] | None = None
-        for row in rows:
-            if fmt == "jsonl":
-                output.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
-            else:
-                if writer is None:
-                    writer = csv.DictWriter(output, fieldnames=list(row), lineterminator="\n")
-                    writer.writeheader()
-                writer.writerow({k: _csv_value(v) for k, v in row.items()})
-            count += 1
+        try:
+            count = write_export(q.iter_export(session, query), fmt, output)
+        except StoreError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"exported {count} candidate(s)", err=True)
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, list | dict | tuple):
-        return json.dumps(value, ensure_ascii=False, default=_json_default)
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return value
 
 
 # ------------------------------------------------------------------------- no store needed

@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from review.mail import send_digest, subject_line
 from review.render import render_html, render_markdown, render_text
 from store import StoreError, open_session
 from store import queue as store_queue
+from store.records import QueueQuery
 
 __all__ = ["DigestItem", "DigestResult", "digest_dir", "gather_candidates", "write_digest"]
 
@@ -84,12 +85,11 @@ def gather_candidates(session: Session, day: date) -> list[DigestItem]:
     digest reports what was found that day. Candidates no longer flagged after a re-score are
     left out.
     """
-    start = datetime.combine(day, time.min, tzinfo=UTC)
-    end = start + timedelta(days=1)
     items = []
-    for row in store_queue.iter_export(session, since=day):
+    day_query = QueueQuery(dates="queued", since=day, until=day, limit=None)
+    for row in store_queue.iter_export(session, day_query):
         queued = _parse_time(row["queued_at"])
-        if queued is None or not start <= queued < end or row["status"] == "unflagged":
+        if queued is None or row["status"] == "unflagged":
             continue
         narratives = tuple(n for n in str(row.get("narratives") or "").split("; ") if n)
         items.append(

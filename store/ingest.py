@@ -25,7 +25,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from store.errors import StoreError
-from store.models import DOCUMENT_OUTCOMES, Candidate, Document, MinhashBand, Story, utcnow
+from store.models import (
+    DOCUMENT_OUTCOMES,
+    Candidate,
+    CandidateNarrative,
+    Document,
+    MinhashBand,
+    Story,
+    utcnow,
+)
 from store.records import PageRecord, RecordOutcome
 
 __all__ = ["NEAR_COPY_THRESHOLD", "known_urls", "record_page", "similarity", "update_analysis"]
@@ -215,6 +223,7 @@ def _queue(session: Session, document: Document) -> _Queued:
             "lang": document.lang,
             "title": document.title,
             "source_id": document.source_id,
+            "channel": document.channel,
             "published": document.published,
             "queued_at": utcnow(),
             "story_id": story_id,
@@ -238,8 +247,18 @@ def _queue(session: Session, document: Document) -> _Queued:
     document.story_id = story_id
     if new_story is None:
         _maybe_first(session, story_id, document)
+    _set_narratives(session, candidate_id, document.narratives)
     session.flush()
     return _Queued(candidate_id, None, story_id)
+
+
+def _set_narratives(session: Session, candidate_id: int, tags: Sequence[Any] | None) -> None:
+    """Make the candidate's rows in candidate_narratives equal the verdict's tags."""
+    session.execute(
+        delete(CandidateNarrative).where(CandidateNarrative.candidate_id == candidate_id)
+    )
+    for tag in dict.fromkeys(str(t)[:64] for t in tags or ()):
+        session.add(CandidateNarrative(candidate_id=candidate_id, narrative=tag))
 
 
 def _queued_copy_of(session: Session, document: Document) -> Candidate | None:
@@ -340,6 +359,7 @@ def _update_analysis(session: Session, document_id: int, record: PageRecord) -> 
 
     candidate.score, candidate.lang = document.score, document.lang
     candidate.title, candidate.published = document.title, document.published
+    _set_narratives(session, candidate.id, document.narratives)
     if candidate.text_sha256 != document.text_sha256:
         candidate.text_sha256 = None
         session.flush()

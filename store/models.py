@@ -9,6 +9,7 @@ Tables:
   minhash_bands   LSH band keys of extracted documents, to find near-copies
   stories         groups of near-copy candidates (every candidate belongs to one)
   candidates      the review queue: one row per flagged, non-duplicate document
+  candidate_narratives  the narrative tags of each candidate (the queue's narrative filter)
   decisions       append-only history of researchers' decisions
   feed_state      per source and feed/sitemap URL: validators, body hash, adaptive poll times
 """
@@ -42,6 +43,7 @@ __all__ = [
     "DOCUMENT_OUTCOMES",
     "Base",
     "Candidate",
+    "CandidateNarrative",
     "CrawlRun",
     "CrawlRunSource",
     "Decision",
@@ -53,7 +55,7 @@ __all__ = [
     "utcnow",
 ]
 
-CANDIDATE_STATUSES = ("new", "accepted", "rejected", "duplicate", "unflagged")
+CANDIDATE_STATUSES = ("new", "accepted", "rejected", "duplicate", "needs_translation", "unflagged")
 DOCUMENT_OUTCOMES = ("extracted", "skipped", "failed")
 
 NAMING_CONVENTION = {
@@ -222,24 +224,39 @@ class Candidate(Base):
     )
     # claims the text: a second verbatim copy cannot become a candidate, even under races
     text_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="new")
+    status: Mapped[str] = mapped_column(String(24), default="new")
     score: Mapped[float | None] = mapped_column(Float)
     lang: Mapped[str | None] = mapped_column(String(16), index=True)
     title: Mapped[str | None] = mapped_column(Text)
-    source_id: Mapped[str] = mapped_column(String(100))
+    source_id: Mapped[str] = mapped_column(String(100), index=True)
+    # how the page was discovered (documents.channel, copied so the queue filters without a join)
+    channel: Mapped[str | None] = mapped_column(String(16), index=True)
     published: Mapped[datetime | None] = mapped_column(index=True)
-    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     story_id: Mapped[int | None] = mapped_column(
         ForeignKey("stories.id", ondelete="SET NULL"), index=True
     )
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('new', 'accepted', 'rejected', 'duplicate', 'unflagged')",
+            "status IN ('new', 'accepted', 'rejected', 'duplicate', 'needs_translation', "
+            "'unflagged')",
             name="status",
         ),
         Index(None, "status", "queued_at"),
+        Index(None, "score"),
     )
+
+
+class CandidateNarrative(Base):
+    """One narrative tag of a candidate (from its verdict), for filtering and the overview."""
+
+    __tablename__ = "candidate_narratives"
+
+    candidate_id: Mapped[int] = mapped_column(
+        ForeignKey("candidates.id", ondelete="CASCADE"), primary_key=True
+    )
+    narrative: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class Decision(Base):
@@ -250,7 +267,7 @@ class Decision(Base):
         ForeignKey("candidates.id", ondelete="CASCADE"), index=True
     )
     decision: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
     note: Mapped[str | None] = mapped_column(Text)
     decided_by: Mapped[str | None] = mapped_column(String(100))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from store.errors import DecisionError, StoreError
 from store.ingest import known_urls, record_page, update_analysis
-from store.models import CANDIDATE_STATUSES, Candidate, Decision, Document, utcnow
+from store.models import (
+    CANDIDATE_STATUSES,
+    Candidate,
+    CandidateNarrative,
+    Decision,
+    Document,
+    utcnow,
+)
+from store.overview import weekly_overview
+from store.query import apply_filters, apply_order, apply_page, make_query
 from store.records import (
     ArchiveRef,
     CandidateDetail,
@@ -28,6 +37,8 @@ from store.records import (
     DecisionRow,
     DocumentSummary,
     Provenance,
+    QueueFacets,
+    QueueQuery,
     RescoreItem,
 )
 from store.runs import finish_run, latest_runs, run_stats, start_run
@@ -35,6 +46,7 @@ from store.runs import finish_run, latest_runs, run_stats, start_run
 __all__ = [
     "DECISIONS",
     "candidate_counts",
+    "count_candidates",
     "finish_run",
     "get_candidate",
     "iter_documents_for_rescore",
@@ -42,37 +54,40 @@ __all__ = [
     "known_urls",
     "latest_runs",
     "list_candidates",
+    "queue_facets",
     "record_decision",
     "record_page",
     "run_stats",
     "start_run",
     "update_analysis",
+    "weekly_overview",
 ]
 
 logger = logging.getLogger(__name__)
 
-DECISIONS = {"accept": "accepted", "reject": "rejected", "duplicate": "duplicate"}
+# decision -> the candidate status it sets
+DECISIONS = {
+    "accept": "accepted",
+    "reject": "rejected",
+    "duplicate": "duplicate",
+    "translate": "needs_translation",
+}
 _BATCH = 500
-_Stmt = TypeVar("_Stmt", bound="Select[*tuple[Any, ...]]")
 
 
 # ---------------------------------------------------------------- the queue
 
 
 def list_candidates(
-    session: Session,
-    *,
-    status: str | None = None,
-    since: date | None = None,
-    lang: str | None = None,
-    limit: int | None = 200,
+    session: Session, query: QueueQuery | None = None, **legacy: Any
 ) -> list[CandidateRow]:
-    """Queued candidates, newest first.
+    """Queued candidates matching ``query`` (see QueueQuery), newest first by default.
 
-    Order: by publication date, falling back to the time it was queued when the page has no
-    date (so an undated find is not buried below years-old ones), then queued time, then id.
-    ``since`` keeps candidates published or queued on or after that day (UTC).
+    The date order is by publication date, falling back to the time it was queued when the
+    page has no date (so an undated find is not buried below years-old ones), then queued
+    time, then id. The older keyword arguments (status, since, lang, limit) still work.
     """
+    query = make_query(query, **legacy)
     members = aliased(Candidate)
     story_size = (
         select(func.count(members.id))
@@ -89,9 +104,9 @@ def list_candidates(
     )
     stmt = select(Candidate, Document.final_url, Document.canonical_url, story_size,
                   duplicate_count).join(Document, Document.id == Candidate.document_id)
-    stmt = _filtered(stmt, status=status, since=since, lang=lang)
-    if limit is not None:
-        stmt = stmt.limit(limit)
+    stmt = apply_page(apply_order(apply_filters(stmt, query), query), query)
+    rows = session.execute(stmt).all()
+    tags = _narratives_of(session, [row[0].id for row in rows])
     return [
         CandidateRow(
             id=c.id,
@@ -108,40 +123,61 @@ def list_candidates(
             story_id=c.story_id,
             story_size=int(size) if c.story_id is not None else 1,
             duplicate_count=int(dups),
+            narratives=tags.get(c.id, ()),
+            channel=c.channel,
         )
-        for c, final_url, canonical_url, size, dups in session.execute(stmt)
+        for c, final_url, canonical_url, size, dups in rows
     ]
 
 
-def _filtered(
-    stmt: _Stmt, *, status: str | None, since: date | None, lang: str | None
-) -> _Stmt:
-    if status is not None:
-        if status not in CANDIDATE_STATUSES:
-            raise StoreError(
-                f"unknown candidate status {status!r}; use one of {', '.join(CANDIDATE_STATUSES)}"
-            )
-        stmt = stmt.where(Candidate.status == status)
-    if since is not None:
-        start = datetime.combine(since, time.min, tzinfo=UTC)
-        stmt = stmt.where(or_(Candidate.published >= start, Candidate.queued_at >= start))
-    if lang is not None:
-        stmt = stmt.where(Candidate.lang == lang.strip().lower())
-    return stmt.order_by(
-        func.coalesce(Candidate.published, Candidate.queued_at).desc(),
-        Candidate.queued_at.desc(),
-        Candidate.id.desc(),
-    )
+def _narratives_of(session: Session, candidate_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = {}
+    for start in range(0, len(candidate_ids), _BATCH):
+        chunk = candidate_ids[start : start + _BATCH]
+        for candidate_id, tag in session.execute(
+            select(CandidateNarrative.candidate_id, CandidateNarrative.narrative)
+            .where(CandidateNarrative.candidate_id.in_(chunk))
+            .order_by(CandidateNarrative.candidate_id, CandidateNarrative.narrative)
+        ):
+            found.setdefault(candidate_id, []).append(tag)
+    return {key: tuple(value) for key, value in found.items()}
 
 
-def candidate_counts(session: Session) -> dict[str, int]:
-    """How many candidates are in each status (every status present, zero included)."""
+def count_candidates(session: Session, query: QueueQuery | None = None, **legacy: Any) -> int:
+    """How many candidates match ``query`` (its limit and offset ignored)."""
+    query = make_query(query, **legacy)
+    stmt = apply_filters(select(func.count(Candidate.id)), query)
+    return int(session.execute(stmt).scalar_one())
+
+
+def candidate_counts(session: Session, query: QueueQuery | None = None) -> dict[str, int]:
+    """How many candidates are in each status (every status present, zero included).
+
+    With ``query``, among the candidates matching its other filters (its status is ignored,
+    so the counts can label a status filter).
+    """
     counts = dict.fromkeys(CANDIDATE_STATUSES, 0)
-    for status, count in session.execute(
-        select(Candidate.status, func.count(Candidate.id)).group_by(Candidate.status)
-    ):
+    stmt = select(Candidate.status, func.count(Candidate.id)).group_by(Candidate.status)
+    if query is not None:
+        stmt = apply_filters(stmt, make_query(query), ignore_status=True)
+    for status, count in session.execute(stmt):
         counts[status] = int(count)
     return counts
+
+
+def queue_facets(session: Session) -> QueueFacets:
+    """The languages, sources, channels and narratives present in the queue, sorted."""
+
+    def distinct(column: Any) -> tuple[str, ...]:
+        values = session.scalars(select(column).where(column.is_not(None)).distinct())
+        return tuple(sorted(str(v) for v in values))
+
+    return QueueFacets(
+        languages=distinct(Candidate.lang),
+        sources=distinct(Candidate.source_id),
+        channels=distinct(Candidate.channel),
+        narratives=distinct(CandidateNarrative.narrative),
+    )
 
 
 def get_candidate(session: Session, candidate_id: int) -> CandidateDetail | None:
@@ -200,7 +236,7 @@ def record_decision(
     note: str | None = None,
     by: str | None = None,
 ) -> DecisionRow:
-    """Append a researcher's decision (accept, reject, duplicate) and set the candidate's status.
+    """Append a researcher's decision (see DECISIONS) and set the candidate's status.
 
     Earlier decisions are kept: the history is append-only.
     """
@@ -246,17 +282,18 @@ def record_decision(
 
 def iter_export(
     session: Session,
+    query: QueueQuery | None = None,
     *,
-    status: str | None = None,
-    since: date | None = None,
-    lang: str | None = None,
     include_text: bool = False,
+    **legacy: Any,
 ) -> Iterator[dict[str, Any]]:
-    """Candidates as flat dicts (for CSV or JSON lines), in queue order, with full provenance.
+    """Candidates as flat dicts (for CSV, JSON lines, citations), in queue order, with provenance.
 
-    Dates are ISO 8601 strings; the latest decision (if any) is included; ``include_text``
-    adds the extracted text.
+    Every candidate matching ``query`` (no limit unless the query sets one; the older keyword
+    arguments status, since, lang still work). Dates are ISO 8601 strings; the latest decision
+    (if any) is included; ``include_text`` adds the extracted text.
     """
+    query = make_query(query if query is not None else QueueQuery(limit=None), **legacy)
     latest = (
         select(Decision.candidate_id, func.max(Decision.id).label("decision_id"))
         .group_by(Decision.candidate_id)
@@ -268,7 +305,7 @@ def iter_export(
         .outerjoin(latest, latest.c.candidate_id == Candidate.id)
         .outerjoin(Decision, Decision.id == latest.c.decision_id)
     )
-    stmt = _filtered(stmt, status=status, since=since, lang=lang)
+    stmt = apply_page(apply_order(apply_filters(stmt, query), query), query)
     for candidate, document, decision in session.execute(
         stmt.execution_options(yield_per=_BATCH)
     ):

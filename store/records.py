@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 Channel = Literal["feed", "sitemap", "listing", "backfill", "manual"]
@@ -154,6 +154,64 @@ class CandidateRow:
     story_id: int | None
     story_size: int = 1          # candidates in the same story (near-copies), this one included
     duplicate_count: int = 0     # verbatim copies found at other URLs
+    narratives: tuple[str, ...] = ()
+    channel: str | None = None   # how the page was discovered: feed | sitemap | listing | backfill | manual
+
+
+QUEUE_SORTS = ("date", "score")
+QUEUE_DATE_FIELDS = ("published", "queued")
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """Every filter the CLI, the web UI and its API offer on the queue; all optional.
+
+    ``since``/``until`` are UTC days, inclusive. With ``dates="published"`` they apply to the
+    publication date (the time it was queued when the page has none); with ``"queued"`` to the
+    time the candidate was queued. ``ids`` restricts to a selection (exports).
+    """
+
+    status: str | None = None
+    since: date | None = None
+    until: date | None = None
+    dates: str = "published"
+    lang: str | None = None
+    source_id: str | None = None
+    channel: str | None = None
+    narrative: str | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    sort: str = "date"
+    descending: bool = True
+    limit: int | None = 200
+    offset: int = 0
+    ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueFacets:
+    """The values the queue's filter controls offer (what is stored, sorted)."""
+
+    languages: tuple[str, ...]
+    sources: tuple[str, ...]
+    channels: tuple[str, ...]
+    narratives: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WeekCount:
+    week: date          # Monday of the ISO week (UTC) of publication, else of queueing
+    key: str            # "all", a language code, or a narrative tag
+    candidates: int     # candidates that week (every status but 'unflagged')
+    accepted: int       # of which accepted
+
+
+@dataclass(frozen=True)
+class Overview:
+    weeks: tuple[date, ...]                 # every week from the first to the last, gaps included
+    totals: tuple[WeekCount, ...]           # key "all", one per week
+    by_language: tuple[WeekCount, ...]      # only weeks with candidates
+    by_narrative: tuple[WeekCount, ...]
 
 
 @dataclass(frozen=True)

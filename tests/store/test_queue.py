@@ -104,7 +104,8 @@ def test_decisions_are_appended_and_never_overwritten(session: Session) -> None:
     assert detail.status == "duplicate"
     assert detail.decisions == (first, second, third)
     assert queue.candidate_counts(session) == {
-        "new": 2, "accepted": 0, "rejected": 0, "duplicate": 1, "unflagged": 0
+        "new": 2, "accepted": 0, "rejected": 0, "duplicate": 1, "needs_translation": 0,
+        "unflagged": 0,
     }
 
 
@@ -112,7 +113,7 @@ def test_invalid_decisions_and_unknown_candidates_are_clear_errors(session: Sess
     ids = _queue_three(session)
     with pytest.raises(
         DecisionError,
-        match=r"invalid decision 'maybe' for candidate \d+; use one of: accept, reject, duplicate",
+        match=r"invalid decision 'maybe' for candidate \d+; use one of: accept, reject, duplicate, translate",
     ):
         queue.record_decision(session, ids["may3"], "maybe")
     with pytest.raises(DecisionError, match=r"no candidate with id 999"):

@@ -22,7 +22,9 @@ from config import ConfigError, Settings, load_settings
 logger = logging.getLogger("dwatch")
 
 F = TypeVar("F", bound=Callable[..., Any])
-STATUSES = ("new", "accepted", "rejected", "duplicate")
+# store.models.CANDIDATE_STATUSES and store.queue.DECISIONS, spelt out for the same reason
+STATUSES = ("new", "accepted", "rejected", "duplicate", "needs_translation", "unflagged")
+DECISIONS = ("accept", "reject", "duplicate", "translate")
 # review.export.EXPORT_FORMATS, spelt out: importing review loads the store (~1 s) on every command
 EXPORT_FORMATS = ("csv", "jsonl", "csl-json", "ris")
 
@@ -254,7 +256,7 @@ def show(config_dir: Path | None, candidate_id: int) -> None:
 @main.command()
 @config_option
 @click.argument("candidate_id", type=int)
-@click.argument("decision", type=click.Choice(["accept", "reject", "duplicate"]))
+@click.argument("decision", type=click.Choice(DECISIONS))
 @click.option("--note", default=None)
 @click.option("--by", "by", default=None, help="Who decided (default: $USER).")
 def review(config_dir: Path | None, candidate_id: int, decision: str, note: str | None,

@@ -171,3 +171,13 @@ def test_config_error_is_reported_before_anything_is_crawled(tmp_path: Path) -> 
     assert result.exit_code == 1
     assert f"{tmp_path / 'sources.yaml'}:4: source 'x', field 'kind'" in result.output
     assert not (tmp_path / "data").exists()
+
+
+def test_the_cli_offers_every_status_and_decision_the_store_knows() -> None:
+    """cli.py spells these out (to keep start-up light); they must not drift from the store."""
+    import cli
+    from store.models import CANDIDATE_STATUSES
+    from store.queue import DECISIONS
+
+    assert cli.STATUSES == CANDIDATE_STATUSES
+    assert tuple(DECISIONS) == cli.DECISIONS

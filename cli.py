@@ -503,5 +503,61 @@ def demo(data_dir: Path | None, serve: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback needs DWATCH_AUTH_TOKEN, or "
+              "DWATCH_AUTH_USER and DWATCH_AUTH_PASSWORD, in the environment.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port (0: any free port; the URL printed says which).")
+def serve(config_dir: Path | None, host: str, port: int) -> None:
+    """Serve the review web UI: queue, candidates, decisions, exports, overview and JSON API."""
+    import os
+    import socket
+
+    import uvicorn
+
+    from review.web import AuthConfig, AuthError, create_app
+    from review.web.security import is_loopback_host
+    from store import upgrade_database
+    from store.errors import StoreError
+
+    try:
+        auth = AuthConfig.from_env(os.environ)
+    except AuthError as exc:
+        raise _exit_2(str(exc)) from exc
+    if auth is None and not is_loopback_host(host):
+        raise _exit_2(f"refusing to listen on {host} without authentication: set DWATCH_AUTH_TOKEN "
+                      "or DWATCH_AUTH_USER and DWATCH_AUTH_PASSWORD")
+    settings = _settings(config_dir)
+    try:
+        upgrade_database(settings.database_url)
+    except StoreError as exc:
+        raise click.ClickException(f"store {settings.masked()['database_url']}: {exc}") from exc
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    shown = f"[{host.strip('[]')}]" if family == socket.AF_INET6 else host
+    click.echo(f"defector-watch review UI on http://{shown}:{sock.getsockname()[1]}/ "
+               f"({'authentication required' if auth else 'no authentication: this machine only'}); "
+               "Ctrl-C to stop")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, auth=auth), log_config=None,
+                                           proxy_headers=False, server_header=False))
+    server.run(sockets=[sock])
+
+
+class _RefusedToServe(click.ClickException):
+    exit_code = 2   # a usage error, like click's own
+
+
+def _exit_2(message: str) -> click.ClickException:
+    return _RefusedToServe(message)
+
+
 if __name__ == "__main__":
     main()

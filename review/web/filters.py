@@ -176,7 +176,9 @@ def parse_filter(params: Mapping[str, str], *, today: date) -> QueueFilter:
                            "the date range is empty")
     else:
         range_ = "all" if explicit else _choice(params, "range", RANGES) or "today"
-        dates = "queued"
+        # today / 7d select by queueing time; "all" has no bounds, so dates only sets the
+        # date sort: by publication (queued time when undated)
+        dates = "published" if range_ == "all" else "queued"
         if range_ == "today":
             since = until = today
         elif range_ == "7d":

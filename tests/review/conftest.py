@@ -2,8 +2,8 @@
 
 ``seeded`` is crawled once per test session (tests/review/seed.py) and copied into each test's
 own tmp directory, so a test may write decisions without touching its neighbours.
-``client`` talks to ``review.web.create_app(seeded.settings)`` (no auth) from 127.0.0.1, with
-the app's lifespan running.
+``client`` talks to ``review.web.create_app(seeded.settings)`` (no auth) from 127.0.0.1 and to
+Host 127.0.0.1:8765 (without auth the app answers loopback only), with the app's lifespan running.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from starlette.testclient import TestClient
 
 LOOPBACK_CLIENT = ("127.0.0.1", 50000)
+BASE_URL = "http://127.0.0.1:8765"   # the Host a browser on this machine sends
 
 
 def test_client_class() -> type[TestClient]:
@@ -57,5 +58,6 @@ def client(seeded: Seeded) -> Iterator[TestClient]:
     """The web UI over ``seeded`` (no authentication configured), requests from 127.0.0.1."""
     from review.web import create_app
 
-    with test_client_class()(create_app(seeded.settings), client=LOOPBACK_CLIENT) as test_client:
+    app = create_app(seeded.settings)
+    with test_client_class()(app, base_url=BASE_URL, client=LOOPBACK_CLIENT) as test_client:
         yield test_client

@@ -546,8 +546,11 @@ def serve(config_dir: Path | None, host: str, port: int) -> None:
     click.echo(f"defector-watch review UI on http://{shown}:{sock.getsockname()[1]}/ "
                f"({'authentication required' if auth else 'no authentication: this machine only'}); "
                "Ctrl-C to stop")
+    # proxy headers (X-Forwarded-Proto/For) are trusted from a reverse proxy on 127.0.0.1 only:
+    # behind it the app sees https (Secure cookies, its own origin) and the real client address
     server = uvicorn.Server(uvicorn.Config(create_app(settings, auth=auth), log_config=None,
-                                           proxy_headers=False, server_header=False))
+                                           proxy_headers=True, forwarded_allow_ips="127.0.0.1",
+                                           server_header=False))
     server.run(sockets=[sock])
 
 

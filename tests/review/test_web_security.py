@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import lxml.html
 import pytest
 from click.testing import CliRunner
@@ -288,3 +295,48 @@ def test_only_http_urls_become_links(client: Any, seeded: Seeded) -> None:
         "javascript:alert(document.domain)//")
     assert not chain.xpath('.//*[@data-field="final_url"]//a')
     assert not chain.xpath('.//*[@data-field="discovered_from"]//a')
+
+
+# ---------------------------------------------------------------- dwatch serve, for real
+
+
+def _serve(seeded: Seeded, env_extra: dict[str, str]) -> tuple[Any, str]:
+    env = {**os.environ, "DWATCH_DATA_DIR": str(seeded.data_dir), "DWATCH_AUTH_TOKEN": "",
+           "DWATCH_AUTH_USER": "", "DWATCH_AUTH_PASSWORD": "", **env_extra}
+    process = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", "0"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[2])
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.match(r"defector-watch review UI on (http://127\.0\.0\.1:\d+/) ", line)
+    if match is None:
+        process.kill()
+        raise AssertionError(f"dwatch serve said {line!r}; stderr: {process.communicate()[1]}")
+    process.stdout.close()       # nothing more is read from it (uvicorn logs to stderr)
+    process.stdout = None
+    return process, match.group(1)
+
+
+@pytest.mark.parametrize("token", ["", TOKEN])
+def test_dwatch_serve_serves_the_store_and_stops(seeded: Seeded, token: str) -> None:
+    process, url = _serve(seeded, {"DWATCH_AUTH_TOKEN": token})
+    response: httpx.Response | None = None
+    try:
+        for _ in range(100):      # the socket is bound before the URL is printed; wait for uvicorn
+            try:
+                response = httpx.get(url + "api/candidates?range=all", timeout=5,
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+                break
+            except httpx.ConnectError:
+                assert process.poll() is None, process.communicate()[1]
+                time.sleep(0.05)
+        assert response is not None and response.status_code == 200
+        assert response.json()["total"] == 8
+        if token:
+            assert httpx.get(url + "api/candidates", timeout=5).status_code == 401
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=15)      # waits, and closes the pipes
+    # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
+    assert process.returncode == -signal.SIGTERM
+    assert "Traceback" not in stderr

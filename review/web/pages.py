@@ -25,7 +25,8 @@ from review.sanitize import ARCHIVE_CSP, sanitize_archived_html
 from review.web.downloads import archived_response, export_response, raw_response
 from review.web.errors import WebError
 from review.web.filters import CHANNELS, PAGE_SIZE, STATUSES, QueueFilter, parse_date, parse_filter
-from review.web.security import CSRF_FIELD, SessionData, session_cookie
+from review.web.security import CSRF_FIELD
+from review.web.sessions import SessionData, session_cookie
 from store import CandidateDetail, queue
 from store.records import Overview, WeekCount
 

@@ -9,9 +9,8 @@
   included (the queue is research data): browsers log in at /login and get a signed session
   cookie; API clients send ``Authorization: Bearer <token>`` or HTTP Basic. Secrets are
   compared with ``hmac.compare_digest``.
-* **Sessions.** Every browser gets a session cookie (HttpOnly, SameSite=Strict, Secure over
-  https), signed with HMAC-SHA256 under a random key made per app (a restart logs everyone
-  out). It carries the session's CSRF token and, after a login, who logged in.
+* **Sessions.** Every browser gets a signed session cookie (review/web/sessions.py) carrying
+  the session's CSRF token and, after a login, who logged in.
 * **CSRF** (``csrf_protect``, a dependency of every route). A state-changing request that rides
   on the session cookie must carry the session's token (form field ``csrf_token`` or header
   ``X-CSRF-Token``) and must not come from another origin (Origin/Referer). Requests
@@ -26,13 +25,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import ipaddress
-import json
 import logging
-import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -45,16 +40,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from review.web.errors import WebError
+from review.web.sessions import SESSION_COOKIE, SessionData, read_session, session_cookie
 
 __all__ = [
     "APP_CSP",
     "CSRF_FIELD",
     "CSRF_HEADER",
-    "SESSION_COOKIE",
     "AuthConfig",
     "AuthError",
     "SecurityMiddleware",
-    "SessionData",
     "csrf_protect",
     "is_loopback_host",
 ]
@@ -72,10 +66,8 @@ BASE_HEADERS = {
     "x-frame-options": "DENY",
     "cross-origin-opener-policy": "same-origin",
 }
-SESSION_COOKIE = "dwatch_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-SESSION_MAX_AGE = 12 * 3600
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC_PATHS = ("/login", "/static/")   # reachable without authentication
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
@@ -148,61 +140,6 @@ class AuthConfig:
 
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
-# ---------------------------------------------------------------- the signed session cookie
-
-
-@dataclass(frozen=True)
-class SessionData:
-    csrf: str
-    user: str | None = None      # who logged in ("token" for a token login); None: not logged in
-    expires: int = 0
-
-    @classmethod
-    def new(cls, user: str | None = None) -> SessionData:
-        return cls(secrets.token_urlsafe(32), user, int(time.time()) + SESSION_MAX_AGE)
-
-
-def sign_session(data: SessionData, key: bytes) -> str:
-    payload = base64.urlsafe_b64encode(
-        json.dumps({"c": data.csrf, "u": data.user, "e": data.expires}).encode()
-    ).decode().rstrip("=")
-    return f"{payload}.{_mac(payload, key)}"
-
-
-def read_session(value: str | None, key: bytes) -> SessionData | None:
-    """The session in a cookie value, or None when it is missing, forged or expired."""
-    if not value or "." not in value:
-        return None
-    payload, mac = value.rsplit(".", 1)
-    if not hmac.compare_digest(mac, _mac(payload, key)):
-        return None
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        data = SessionData(str(raw["c"]), raw["u"] if raw["u"] is None else str(raw["u"]),
-                           int(raw["e"]))
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        return None
-    return data if data.expires > time.time() else None
-
-
-def _mac(payload: str, key: bytes) -> str:
-    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
-
-
-def session_cookie(data: SessionData, key: bytes, *, secure: bool) -> str:
-    """A Set-Cookie header value for ``data``."""
-    cookie = SimpleCookie()
-    cookie[SESSION_COOKIE] = sign_session(data, key)
-    morsel = cookie[SESSION_COOKIE]
-    morsel["path"] = "/"
-    morsel["httponly"] = True
-    morsel["samesite"] = "Strict"
-    morsel["max-age"] = SESSION_MAX_AGE
-    if secure:
-        morsel["secure"] = True
-    return morsel.OutputString()
 
 
 # ---------------------------------------------------------------- the middleware

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,7 +27,14 @@ from config import Settings
 from review.web import api, pages
 from review.web.errors import WebError
 from review.web.present import TEMPLATE_FILTERS
-from review.web.security import AuthConfig, SecurityMiddleware, csrf_protect, wants_json
+from review.web.security import (
+    APP_CSP,
+    BASE_HEADERS,
+    AuthConfig,
+    SecurityMiddleware,
+    csrf_protect,
+    wants_json,
+)
 from store import make_engine, make_session_factory
 from store.errors import StoreError
 
@@ -106,6 +113,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         logger.warning("store error on %s: %s", request.url.path, exc)
         return error_response(request, 422, str(exc))
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # runs outside SecurityMiddleware (Starlette's outermost layer): set the headers here
+        logger.error("unexpected error on %s %s: %r", request.method, request.url.path, exc)
+        return PlainTextResponse(
+            "Internal error: the request could not be completed; the server log has the details.",
+            status_code=500, headers={"Content-Security-Policy": APP_CSP, **BASE_HEADERS},
+        )
+
+    app.add_exception_handler(Exception, server_error)
     app.add_exception_handler(WebError, web_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -340,3 +340,22 @@ def test_dwatch_serve_serves_the_store_and_stops(seeded: Seeded, token: str) -> 
     # uvicorn shuts down gracefully, then re-raises the SIGTERM it caught
     assert process.returncode == -signal.SIGTERM
     assert "Traceback" not in stderr
+
+
+def test_an_unexpected_error_is_a_plain_500_with_the_security_headers(
+    seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(queue, "queue_facets", broken)
+    app = create_app(seeded.settings)
+    with test_client_class()(app, base_url=BASE_URL, client=LOOPBACK_CLIENT,
+                             raise_server_exceptions=False) as client:
+        response = client.get("/api/facets")
+    assert response.status_code == 500
+    assert response.text == ("Internal error: the request could not be completed; the server log "
+                             "has the details.")
+    assert "database on fire" not in response.text
+    assert response.headers["content-security-policy"] == EXPECTED_CSP
+    assert response.headers["x-content-type-options"] == "nosniff"

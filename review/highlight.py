@@ -7,9 +7,10 @@ crawled text is escaped; a match becomes
     <mark class="m" data-rule="RULE" title="rule RULE">matched text</mark>
 
 Overlapping matches are merged into one mark naming every rule (``data-rule="r1 r2"``,
-``title="rules r1, r2"``), so marks never nest or cross. Body paragraphs (blank-line
-separated) become ``<p>`` elements, single line breaks ``<br>``; a mark that spans a paragraph
-break is split into one mark per paragraph. A match whose offsets fall outside the text, or
+``title="rules r1, r2"``), so marks never nest or cross. Every line of the body becomes a
+``<p>`` (trafilatura puts one paragraph on each line; hand-written text separates them with
+blank lines, which are skipped); a mark that spans a line break is split into one mark per
+paragraph. A match whose offsets fall outside the text, or
 whose span is not the text it recorded (a verdict computed on another version of the text),
 is not placed: it is listed in ``HighlightedText.unplaced`` so the page can say so.
 """
@@ -30,8 +31,8 @@ __all__ = ["HighlightedText", "highlight_text"]
 
 logger = logging.getLogger(__name__)
 
-# Blank-line paragraph breaks (a line holding only spaces counts as blank).
-_PARAGRAPH_BREAK = re.compile(r"\n(?:[^\S\n]*\n)+")
+# Paragraph breaks: a line break, with any blank lines after it (spaces-only lines are blank).
+_PARAGRAPH_BREAK = re.compile(r"\n(?:[^\S\n]*\n)*")
 # Characters a page must not carry: C0/C1 controls (but tab and newline), lone surrogates
 # (they cannot be encoded for the response), U+FFFE/U+FFFF. Each becomes one U+FFFD, so
 # offsets stay put.

@@ -312,9 +312,10 @@ def test_reject_with_a_note_on_the_candidate_page(session: BrowserSession, seede
     near = seeded.id("kobani_near")
     session.goto(f"/candidates/{near}?range=all&i=5")
     note = "Near-copy of the Ledger story: keep the earliest, drop this one."
-    page.locator("#note").fill(note)             # letters a, r, d, t typed here decide nothing
-    page.locator("#by").fill("Ben")
-    page.get_by_test_id("candidate-title").click()
+    page.locator("#note").press_sequentially(note)   # keys a, r, d, t typed here decide nothing
+    page.locator("#by").press_sequentially("Ben")
+    page.keyboard.press("Escape")                    # leaves the field: the keys work again
+    expect(page.locator("#by")).not_to_be_focused()
     assert stored(seeded, near).decisions == ()
 
     page.keyboard.press("r")

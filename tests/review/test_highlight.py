@@ -39,8 +39,8 @@ def test_small_case_exact_html() -> None:
         title_html=f"A {_mark('defector_nouns', 'rule defector_nouns', 'defector')} speaks",
         body_html=(
             "<p>He left the group.</p>\n"
-            f"<p>He {_mark('leaving', 'rule leaving', 'defected')} in 2017.<br>\n"
-            f"Then he {_mark('leaving', 'rule leaving', 'fled')}.</p>"
+            f"<p>He {_mark('leaving', 'rule leaving', 'defected')} in 2017.</p>\n"
+            f"<p>Then he {_mark('leaving', 'rule leaving', 'fled')}.</p>"
         ),
         unplaced=(),
     )

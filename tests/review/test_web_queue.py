@@ -124,7 +124,11 @@ def test_each_row_shows_what_a_researcher_scans(client: Any, seeded: Seeded) -> 
         return {td.get("data-field"): " ".join(td.text_content().split())
                 for td in row.xpath("./td[@data-field]")}
 
-    assert cells("kobani") == {
+    kobani = cells("kobani")
+    queued_at = datetime.fromisoformat(client.get(f"/api/candidates/{seeded.id('kobani')}").json()[
+        "queued_at"])
+    assert kobani.pop("queued") == queued_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert kobani == {
         "score": "1.00", "source": "northern-ledger via feed", "lang": "en",
         "published": (seeded.today - timedelta(days=18)).isoformat(),
         "narratives": "brutality against sunnis corruption and privilege fear for family "

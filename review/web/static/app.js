@@ -151,6 +151,7 @@
     var page = document.body.getAttribute("data-page");
     var handler = page === "queue" ? setupQueue() : page === "candidate" ? setupCandidate() : null;
     document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && typing(event)) { event.target.blur(); return; }  // back to the keys
       if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || typing(event)) { return; }
       if (event.key === "?") { toggleHelp(); event.preventDefault(); return; }
       if (handler && handler(event)) { event.preventDefault(); }

@@ -275,8 +275,9 @@ def overview_charts(ov: Overview) -> dict[str, Markup]:
         "weekly": weekly_lines_svg(ov.weeks, lines, title="Candidates and accepted stories per week"),
         "language": weekly_bars_svg(ov.weeks, week_series(ov.weeks, ov.by_language),
                                     title="Candidates per week by language"),
-        "narrative": weekly_bars_svg(ov.weeks, week_series(ov.weeks, ov.by_narrative),
-                                     title="Candidates per week by narrative"),
+        # lines, not stacked bars: a story can carry several narratives, so they do not add up
+        "narrative": weekly_lines_svg(ov.weeks, week_series(ov.weeks, ov.by_narrative),
+                                      title="Candidates per week by narrative"),
     }
 
 

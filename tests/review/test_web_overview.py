@@ -44,6 +44,9 @@ def test_weekly_candidates_and_accepted_as_chart_and_table(client: Any, seeded: 
     assert "Candidates and accepted stories per week" in chart.get("aria-label")
     for testid in ("chart-language", "chart-narrative"):
         assert page.xpath(f'//*[@data-testid="{testid}"]/svg[@role="img"]')
+    # languages add up (stacked bars); narratives overlap (a story carries several): lines
+    assert page.xpath('//*[@data-testid="chart-language"]/svg//rect[@data-series]')
+    assert page.xpath('//*[@data-testid="chart-narrative"]/svg//polyline')
 
 
 def test_by_language_and_by_narrative(client: Any, seeded: Seeded) -> None:

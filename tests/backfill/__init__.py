@@ -1,0 +1,1 @@
+"""Tests of `dwatch backfill`: the framework and each discovery method, against local servers."""

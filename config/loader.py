@@ -10,12 +10,19 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from config.errors import ConfigError
-from config.settings import CrawlSettings, ScheduleSettings, Settings, SmtpSettings, SourceConfig
+from config.settings import (
+    BackfillSettings,
+    CrawlSettings,
+    ScheduleSettings,
+    Settings,
+    SmtpSettings,
+    SourceConfig,
+)
 from config.yamlfile import LocatedYaml, read_yaml
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent
 
-_SETTINGS_KEYS = {"data_dir", "log_format", "crawl", "rules_file", "schedule", "smtp"}
+_SETTINGS_KEYS = {"data_dir", "log_format", "crawl", "rules_file", "schedule", "smtp", "backfill"}
 _SMTP_ENV = {
     "host": "DWATCH_SMTP_HOST",
     "port": "DWATCH_SMTP_PORT",
@@ -127,6 +134,14 @@ def _settings_file(config_dir: Path) -> dict[str, Any]:
                 + "\n  ".join(_format_errors(doc, exc, ("schedule",), "schedule"))
             ) from exc
         data["schedule_line"] = doc.line_of(("schedule",))
+    if "backfill" in data:
+        try:
+            data["backfill"] = BackfillSettings.model_validate(data["backfill"] or {})
+        except ValidationError as exc:
+            raise ConfigError(
+                "invalid settings:\n  "
+                + "\n  ".join(_format_errors(doc, exc, ("backfill",), "backfill"))
+            ) from exc
     smtp = data.get("smtp")
     if smtp is not None and not isinstance(smtp, dict):
         raise ConfigError(f"{doc.path}:{doc.line_of(('smtp',))}: 'smtp' must be a mapping of fields.")
@@ -235,4 +250,5 @@ def load_settings(
         sources=sources,
         schedule=schedule,
         smtp=_smtp_settings(file_settings, env),
+        backfill=file_settings.get("backfill") or BackfillSettings(),
     )

@@ -50,6 +50,47 @@ class CrawlSettings(_Strict):
         return self
 
 
+def _check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    return url
+
+
+class BackfillSettings(_Strict):
+    """settings.yaml `backfill:`: the services `dwatch backfill` asks and how politely."""
+
+    wayback_cdx_url: str = "https://web.archive.org/cdx/search/cdx"
+    wayback_replay_url: str = "https://web.archive.org/web/"
+    wayback_delay: Annotated[float, Field(ge=0, le=600)] = 1.0      # seconds between CDX/replay requests
+    wayback_page_size: Annotated[int, Field(ge=1, le=150000)] = 500  # CDX rows per request
+    gdelt_url: str = "https://api.gdeltproject.org/api/v2/doc/doc"
+    gdelt_queries: list[str] = Field(default_factory=list)
+    gdelt_slice_days: Annotated[int, Field(ge=1, le=366)] = 7
+    gdelt_delay: Annotated[float, Field(ge=0, le=600)] = 5.0
+    ccnews_files: list[str] = Field(default_factory=list)          # CC-NEWS WARC paths or http(s) URLs
+    ccnews_chunk_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024   # Range request size
+    max_articles: Annotated[int, Field(ge=1)] = 5000                # per source and method
+
+    @field_validator("wayback_cdx_url", "wayback_replay_url", "gdelt_url")
+    @classmethod
+    def _check_service_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator("gdelt_queries")
+    @classmethod
+    def _check_queries(cls, value: list[str]) -> list[str]:
+        for query in value:
+            if not query.strip():
+                raise ValueError("an empty GDELT query; give keywords such as '\"islamic state\" defector'")
+        return value
+
+
+ARCHIVE_PLACEHOLDERS = ("page", "yyyy", "mm", "dd")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?$")
+
+
 class SourceConfig(_Strict):
     """One configured source: where to discover articles and what to expect there."""
 
@@ -65,6 +106,11 @@ class SourceConfig(_Strict):
     deny_patterns: list[str] = Field(default_factory=list)
     max_articles: Annotated[int, Field(ge=1)] | None = None
     notes: str | None = None
+    # dwatch backfill (empty: the defaults crawler/backfill/ derives from kind and urls)
+    sitemaps: list[str] = Field(default_factory=list)          # sitemap / sitemap index URLs
+    archive_urls: list[str] = Field(default_factory=list)      # listing/archive page URL templates
+    wayback_prefixes: list[str] = Field(default_factory=list)  # URL prefixes for the Wayback CDX query
+    hosts: list[str] = Field(default_factory=list)             # hosts whose CC-NEWS/GDELT articles are ours
 
     @field_validator("id")
     @classmethod
@@ -82,6 +128,45 @@ class SourceConfig(_Strict):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"{url!r} is not an absolute http(s) URL")
+        return value
+
+    @field_validator("sitemaps")
+    @classmethod
+    def _check_sitemaps(cls, value: list[str]) -> list[str]:
+        for url in value:
+            _check_http_url(url)
+        return value
+
+    @field_validator("archive_urls")
+    @classmethod
+    def _check_archive_urls(cls, value: list[str]) -> list[str]:
+        for template in value:
+            names = _PLACEHOLDER.findall(template)
+            unknown = [n for n in names if n not in ARCHIVE_PLACEHOLDERS]
+            if unknown:
+                raise ValueError(
+                    f"{template!r}: unknown placeholder {{{unknown[0]}}}; use {{page}} (?page=N pagination) "
+                    "or {yyyy}, {mm}, {dd} (date archives)"
+                )
+            if "{page}" in template and any(f"{{{n}}}" in template for n in ("yyyy", "mm", "dd")):
+                raise ValueError(f"{template!r}: use either {{page}} or date placeholders, not both")
+            _check_http_url(_PLACEHOLDER.sub("1", template))
+        return value
+
+    @field_validator("wayback_prefixes")
+    @classmethod
+    def _check_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not prefix.strip() or any(c.isspace() for c in prefix):
+                raise ValueError(f"{prefix!r}: give a URL prefix such as 'example.com/news/'")
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not HOST.match(host):
+                raise ValueError(f"{host!r} is not a lower-case host name such as 'www.example.com'")
         return value
 
     @field_validator("languages")
@@ -260,6 +345,7 @@ class Settings(_Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     smtp: SmtpSettings | None = None
+    backfill: BackfillSettings = Field(default_factory=BackfillSettings)
 
     def enabled_sources(self) -> list[SourceConfig]:
         return [s for s in self.sources if s.enabled]

@@ -29,6 +29,9 @@ class Discovery:
     entry_id: str | None = None               # feed entry guid / atom:id
     entry_title: str | None = None            # feed entry title, or <news:title>
     entry_published: datetime | None = None   # feed entry date, or <news:publication_date>
+    method: str | None = None                 # backfill: sitemap | archive | wayback | ccnews | gdelt
+    url: str | None = None                    # the article's own URL when the fetched one is a
+    #                                           capture of it (a Wayback replay URL, a WARC record)
 
 
 @dataclass

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from crawler.items import FetchedPage
     from extract import PageAnalysis
 
-__all__ = ["page_record", "provenance_of"]
+__all__ = ["canonical_url_of", "page_record", "provenance_of"]
 
 
 def provenance_of(page: FetchedPage, *, rules_version: str | None, run_id: int | None) -> Provenance:
@@ -30,8 +30,7 @@ def provenance_of(page: FetchedPage, *, rules_version: str | None, run_id: int |
         entry_published=discovery.entry_published,
         requested_url=page.requested_url,
         final_url=page.final_url,
-        canonical_url=canonical_or_none(page.final_url) or canonical_or_none(page.requested_url)
-        or page.final_url,
+        canonical_url=canonical_url_of(page),
         http_status=page.status,
         fetched_at=page.fetched_at,
         body_sha256=page.body_sha256,
@@ -40,7 +39,17 @@ def provenance_of(page: FetchedPage, *, rules_version: str | None, run_id: int |
         extractor_version=article.extractor_version if article is not None else None,
         rules_version=rules_version if page.analysis is not None else None,
         run_id=run_id,
+        method=discovery.method,
     )
+
+
+def canonical_url_of(page: FetchedPage) -> str:
+    """The URL a page is stored under: the article's own URL (``Discovery.url``, for captures
+    such as a Wayback replay), else the final URL after redirects, else the requested one."""
+    own = page.discovery.url
+    if own is not None:
+        return canonical_or_none(own) or own
+    return canonical_or_none(page.final_url) or canonical_or_none(page.requested_url) or page.final_url
 
 
 def page_record(

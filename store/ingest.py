@@ -389,6 +389,7 @@ def _fetch_values(record: PageRecord) -> dict[str, Any]:
         "http_status": p.http_status,
         "source_id": p.source_id,
         "channel": p.channel,
+        "method": p.method,
         "discovered_from": p.discovered_from,
         "entry_id": p.entry_id,
         "entry_title": p.entry_title,

@@ -12,11 +12,13 @@ Tables:
   candidate_narratives  the narrative tags of each candidate (the queue's narrative filter)
   decisions       append-only history of researchers' decisions
   feed_state      per source and feed/sitemap URL: validators, body hash, adaptive poll times
+  backfill_jobs / backfill_units / backfill_articles  the state of `dwatch backfill` runs, so a
+                  killed backfill resumes and fetches nothing twice (store/backfill.py)
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -39,8 +41,14 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "BACKFILL_ARTICLE_STATUSES",
+    "BACKFILL_JOB_STATUSES",
+    "BACKFILL_UNIT_STATUSES",
     "CANDIDATE_STATUSES",
     "DOCUMENT_OUTCOMES",
+    "BackfillArticleModel",
+    "BackfillJobModel",
+    "BackfillUnitModel",
     "Base",
     "Candidate",
     "CandidateNarrative",
@@ -57,6 +65,9 @@ __all__ = [
 
 CANDIDATE_STATUSES = ("new", "accepted", "rejected", "duplicate", "needs_translation", "unflagged")
 DOCUMENT_OUTCOMES = ("extracted", "skipped", "failed")
+BACKFILL_JOB_STATUSES = ("running", "done", "interrupted", "failed")
+BACKFILL_UNIT_STATUSES = ("pending", "done", "failed")
+BACKFILL_ARTICLE_STATUSES = ("pending", "fetched", "out_of_range", "failed", "seen")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -183,6 +194,9 @@ class Document(Base):
     # provenance
     source_id: Mapped[str] = mapped_column(String(100), index=True)
     channel: Mapped[str] = mapped_column(String(16))
+    # how it was found within its channel: NULL for daily crawls (the channel says it), else the
+    # backfill method (sitemap | archive | wayback | ccnews | gdelt)
+    method: Mapped[str | None] = mapped_column(String(16))
     discovered_from: Mapped[str | None] = mapped_column(Text)
     entry_id: Mapped[str | None] = mapped_column(Text)
     entry_title: Mapped[str | None] = mapped_column(Text)
@@ -301,4 +315,75 @@ class FeedState(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "url"),
         Index(None, "next_poll_at"),
+    )
+
+
+def _in(values: tuple[str, ...]) -> str:
+    return "status IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class BackfillJobModel(Base):
+    """One `dwatch backfill` invocation; ``key`` (sha256 of its normalised arguments) finds it again.
+
+    A job not ``done`` is resumed by the next backfill with the same arguments.
+    """
+
+    __tablename__ = "backfill_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    since: Mapped[date]
+    until: Mapped[date]
+    sources: Mapped[list[Any]]
+    methods: Mapped[list[Any]]
+    warcs: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="running")
+
+    __table_args__ = (CheckConstraint(_in(BACKFILL_JOB_STATUSES), name="status"),)
+
+
+class BackfillUnitModel(Base):
+    """One discovery unit of a job (a sitemap, a listing page, a CDX page, a GDELT slice, a WARC file).
+
+    A ``done`` unit is not requested again when the job resumes.
+    """
+
+    __tablename__ = "backfill_units"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("backfill_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    found: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (CheckConstraint(_in(BACKFILL_UNIT_STATUSES), name="status"),)
+
+
+class BackfillArticleModel(Base):
+    """One article a job discovered: what to fetch (``url``) and what became of it (``status``)."""
+
+    __tablename__ = "backfill_articles"
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("backfill_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    canonical_url: Mapped[str] = mapped_column(Text, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    source_id: Mapped[str] = mapped_column(String(100))
+    method: Mapped[str] = mapped_column(String(16))
+    discovered_from: Mapped[str | None] = mapped_column(Text)
+    entry_id: Mapped[str | None] = mapped_column(Text)
+    entry_title: Mapped[str | None] = mapped_column(Text)
+    entry_published: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(_in(BACKFILL_ARTICLE_STATUSES), name="status"),
+        Index(None, "job_id", "status"),
     )

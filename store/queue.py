@@ -417,6 +417,7 @@ def _provenance(document: Document) -> Provenance:
         extractor_version=document.extractor_version,
         rules_version=document.rules_version,
         run_id=document.run_id,
+        method=document.method,
     )
 
 

@@ -51,6 +51,7 @@ class Provenance:
     extractor_version: str | None
     rules_version: str | None
     run_id: int | None = None
+    method: str | None = None            # backfill: sitemap | archive | wayback | ccnews | gdelt
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -25,6 +25,9 @@ from store.models import Base, CrawlRun
 
 TABLES = {
     "alembic_version",
+    "backfill_articles",
+    "backfill_jobs",
+    "backfill_units",
     "candidate_narratives",
     "candidates",
     "crawl_run_sources",
@@ -49,7 +52,7 @@ def test_fresh_database_migrates_to_head_and_matches_the_models(db_url: str) -> 
 
     upgrade_database(db_url)
 
-    assert current_revision(db_url) == head_revision() == "0003"
+    assert current_revision(db_url) == head_revision() == "0004"
     assert is_up_to_date(db_url)
     engine = make_engine(db_url)
     try:
@@ -87,7 +90,7 @@ def test_downgrade_to_base_then_upgrade_again(db_url: str) -> None:
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         assert current_revision(db_url) is None
         upgrade_database(db_url)
-        assert current_revision(db_url) == "0003"
+        assert current_revision(db_url) == "0004"
         assert _schema_diff(engine) == []
     finally:
         engine.dispose()

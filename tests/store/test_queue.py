@@ -174,6 +174,7 @@ def test_export_rows_are_flat_and_carry_every_provenance_field(session: Session)
         "fetched_at": "2024-05-02T08:30:00+00:00",
         "final_url": url,
         "http_status": 200,
+        "method": None,
         "requested_url": url,
         "rules_version": "rules-1",
         "run_id": run_id,

@@ -26,7 +26,11 @@ DOWNLOADER_MIDDLEWARES = {
     # before RobotsTxtMiddleware (100): skip known URLs and refuse unsafe ones first
     "crawler.middlewares.IncrementalMiddleware": 30,
     "crawler.middlewares.SafeUrlMiddleware": 40,
+    # after RetryMiddleware (550) on the way in, before it on the way out: 429/503 wait, then retry
+    "crawler.retry_after.RetryAfterMiddleware": 560,
 }
+# Scrapy's default RETRY_HTTP_CODES without 429 and 503, which RetryAfterMiddleware handles
+RETRY_HTTP_CODES = [500, 502, 504, 522, 524, 408]
 EXTENSIONS = {
     "crawler.extensions.ErrorCounter": 500,
 }
@@ -53,6 +57,7 @@ def scrapy_settings(crawl: CrawlSettings, *, install_log_handler: bool = False) 
         "DOWNLOAD_WARNSIZE": crawl.download_maxsize // 2,
         "RETRY_ENABLED": True,
         "RETRY_TIMES": 1,
+        "RETRY_HTTP_CODES": list(RETRY_HTTP_CODES),
         "REDIRECT_MAX_TIMES": 5,
         "COOKIES_ENABLED": False,
         "TELNETCONSOLE_ENABLED": False,

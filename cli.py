@@ -141,6 +141,40 @@ def crawl(config_dir: Path | None, source_ids: tuple[str, ...], force: bool) -> 
 
 @main.command()
 @config_option
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), required=True, help="YYYY-MM-DD, first day")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), required=True, help="YYYY-MM-DD, last day")
+@click.option("--source", "source_ids", multiple=True, metavar="ID", help="Only these sources.")
+@click.option("--via", default=None, metavar="METHODS",
+              help="Comma-separated: sitemap,archive,wayback,ccnews,gdelt (default: sitemap,archive,wayback, "
+              "+ ccnews with WARC files, + gdelt with backfill.gdelt_queries).")
+@click.option("--warc", "warcs", multiple=True, metavar="PATH_OR_URL", help="A CC-NEWS WARC file (ccnews).")
+@click.option("--plan", is_flag=True, help="Only count what would be fetched, per source and method.")
+def backfill(config_dir: Path | None, since: datetime, until: datetime, source_ids: tuple[str, ...],
+             via: str | None, warcs: tuple[str, ...], plan: bool) -> None:
+    """Fill the queue with what the sources published from --since to --until (resumable)."""
+    from crawler import CrawlError
+    from crawler.backfill import BackfillArgs, Progress, run_backfill
+
+    try:
+        settings = _settings(config_dir)
+    except click.ClickException as exc:
+        raise _exit_2(exc.message) from exc
+    methods = tuple(m.strip() for m in (via or "").split(",") if m.strip())
+    args = BackfillArgs(since.date(), until.date(), source_ids, methods, warcs, plan=plan)
+    try:
+        summary = run_backfill(settings, args, progress=None if plan else Progress(sys.stderr))
+    except CrawlError as exc:
+        raise _exit_2(str(exc)) from exc
+    _table(*summary.table())
+    what = "plan (nothing fetched)" if plan else f"backfill run {summary.run_id} (job {summary.job_id}" + (
+        ", resumed)" if summary.resumed else ")")
+    click.echo(f"{what} {summary.since}..{summary.until} via {', '.join(summary.methods)}: {summary.status}")
+    if not summary.ok:
+        sys.exit(1)
+
+
+@main.command()
+@config_option
 def rescore(config_dir: Path | None) -> None:
     """Re-run extraction and the rules on every archived page (no network), after a rules change."""
     from crawler import rescore as run_rescore

@@ -49,10 +49,12 @@ __all__ = [
     "BackfillArgs",
     "BackfillArticle",
     "BackfillJob",
+    "BackfillUnit",
     "add_articles",
     "article_counts",
     "finish_job",
     "finish_unit",
+    "get_unit",
     "job_counts",
     "job_key",
     "mark_article",
@@ -93,6 +95,17 @@ class BackfillJob:
     created_at: datetime
     finished_at: datetime | None = None
     resumed: bool = False            # start_job returned an earlier, unfinished job
+
+
+@dataclass(frozen=True)
+class BackfillUnit:
+    """What a job recorded about one discovery unit (``detail``: where it led, an offset, an error)."""
+
+    unit: str
+    status: str                      # pending | done | failed
+    found: int
+    detail: str | None
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -206,6 +219,15 @@ def unit_done(session: Session, job_id: int, unit: str) -> bool:
         )
     ).first()
     return status == "done"
+
+
+def get_unit(session: Session, job_id: int, unit: str) -> BackfillUnit | None:
+    """The recorded state of one unit of the job, or None when it was never recorded."""
+    row = session.get(BackfillUnitModel, (job_id, unit))
+    if row is None:
+        return None
+    return BackfillUnit(unit=row.unit, status=row.status, found=row.found, detail=row.detail,
+                        updated_at=row.updated_at)
 
 
 def finish_unit(

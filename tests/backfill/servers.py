@@ -1,4 +1,5 @@
-"""Local HTTP servers for the backfill tests: 127.0.0.1, port 0, a request log with times.
+"""Local HTTP servers for the backfill tests (127.0.0.1, port 0, a request log with times),
+the article pages they serve, and `dwatch backfill` run in a subprocess against them.
 
     routes = {
         "/sitemap.xml": Reply(200, {"Content-Type": "application/xml"}, body),
@@ -20,29 +21,56 @@ one thread per connection). Range requests (``Range: bytes=a-b``, ``bytes=a-``,
 ``bytes=-n``) of a 200 reply are answered 206 with Content-Range, or 416 when unsatisfiable;
 ``Reply(ranges=False)`` models a server that ignores Range (200 with the whole body).
 HEAD is answered like GET without the body. Nothing is written to stderr.
+
+    page = article_html("Why he defected", "2014-06-03T09:00:00+00:00")       # a flagged story
+    page = article_html("Road repairs", "2014-06-03", paragraphs=OTHER_STORY)  # not flagged
+    config_dir = write_config(tmp / "config", sources=[...], crawl={...}, backfill={...})
+    outcome = run_backfill_cli(config_dir, tmp / "data", "--since", "2014-01-01", "--until", "2015-12-31")
+    outcome.returncode, outcome.stdout            # the summary table, then the status line
 """
 
 from __future__ import annotations
 
+import html
+import os
 import re
+import shutil
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import yaml
+
 __all__ = [
+    "DEFECTOR_STORY",
+    "LOCAL_CRAWL",
+    "OTHER_STORY",
+    "BackfillOutcome",
     "FixtureServer",
     "Handler",
     "Reply",
     "Route",
     "ServedRequest",
+    "article_html",
     "html_reply",
+    "backfill_command",
+    "run_backfill_cli",
+    "start_backfill_cli",
+    "write_config",
     "xml_reply",
 ]
+
+REPO = Path(__file__).resolve().parents[2]
+# a local crawl: loopback allowed, no politeness delays (tests that check politeness set their own)
+LOCAL_CRAWL = {"allow_private_addresses": True, "download_delay": 0, "autothrottle": False}
 
 HTML = "text/html; charset=utf-8"
 XML = "application/xml; charset=utf-8"
@@ -244,3 +272,105 @@ def _handler_class(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
                     return
 
     return _Handler
+
+
+# ---------------------------------------------------------------- pages (written for these tests)
+
+DEFECTOR_STORY = (
+    "Abu Khaled spent two years with the Islamic State in Raqqa before he defected and fled across "
+    "the border to Turkey in the spring.",
+    "The former fighter says he joined the group believing its promises of justice, but left after "
+    "commanders ordered him to execute prisoners from his own town.",
+    "\"I realised the emirs were stealing and lying to us,\" he told our reporter in a small flat in "
+    "Gaziantep, where he now lives in hiding from the group's security officers.",
+    "He escaped at night with the help of a smuggler, paying everything he had saved. Other defectors "
+    "he knew were caught and killed at checkpoints.",
+    "Today he speaks to young men in the camps about why he deserted, hoping to keep them from making "
+    "the same mistake he made when he was nineteen.",
+)
+OTHER_STORY = (
+    "The city council approved a new budget for road repairs on Tuesday after a long debate about the "
+    "costs of asphalt and labour.",
+    "Officials said the work would begin in the spring and last for several months, with detours "
+    "announced in advance for commuters.",
+    "Residents had complained for years about potholes on the main avenue, which carries most of the "
+    "traffic into the old town centre.",
+    "The mayor said the plan balanced the needs of drivers, cyclists and pedestrians and would be "
+    "reviewed after the first phase.",
+)
+
+
+def article_html(title: str, published: str | None, *, paragraphs: Sequence[str] = DEFECTOR_STORY,
+                 lead: str = "") -> str:
+    """A news article page; `published` (ISO 8601) in its metadata and byline, or no date at all.
+
+    With the default paragraphs the project's rules flag it (a defector's account); with
+    `OTHER_STORY` they do not. `lead` is prepended to the first paragraph (to make texts differ).
+    """
+    texts = [lead + paragraphs[0], *paragraphs[1:]] if lead else list(paragraphs)
+    body = "".join(f"<p>{html.escape(p)}</p>" for p in texts)
+    meta = f'<meta property="article:published_time" content="{published}">' if published else ""
+    byline = f' · <time datetime="{published}">{published[:10]}</time>' if published else ""
+    title = html.escape(title)
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>{meta}</head>'
+        f'<body><header><nav><a href="/">Home</a> <a href="/about">About</a></nav></header>'
+        f'<main><article><h1>{title}</h1><p class="byline">By Staff Reporter{byline}</p>{body}'
+        f"</article></main>"
+        f"<footer><p>Copyright The Test Gazette</p></footer></body></html>"
+    )
+
+
+# ---------------------------------------------------------------- dwatch backfill in a subprocess
+
+
+def write_config(
+    config_dir: Path,
+    sources: list[dict[str, Any]],
+    *,
+    crawl: Mapping[str, Any] | None = None,
+    backfill: Mapping[str, Any] | None = None,
+) -> Path:
+    """A config directory: sources.yaml, settings.yaml (LOCAL_CRAWL + `crawl`, `backfill`), rules.yaml."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "sources.yaml").write_text(
+        yaml.safe_dump({"sources": sources}, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    settings: dict[str, Any] = {"crawl": {**LOCAL_CRAWL, **(crawl or {})}}
+    if backfill:
+        settings["backfill"] = dict(backfill)
+    (config_dir / "settings.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    shutil.copyfile(REPO / "config" / "rules.yaml", config_dir / "rules.yaml")
+    return config_dir
+
+
+@dataclass(frozen=True)
+class BackfillOutcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DWATCH_")}
+    env["DWATCH_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def backfill_command(config_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", "backfill", "--config", str(config_dir), *args]
+
+
+def start_backfill_cli(config_dir: Path, data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """`python -m cli backfill ...` started in the background (to be killed by the test)."""
+    return subprocess.Popen(backfill_command(config_dir, *args), cwd=REPO, env=_env(data_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_backfill_cli(config_dir: Path, data_dir: Path, *args: str, timeout: float = 240) -> BackfillOutcome:
+    """`python -m cli backfill --config config_dir ...` with DWATCH_DATA_DIR=data_dir, to the end."""
+    proc = subprocess.run(backfill_command(config_dir, *args), cwd=REPO, env=_env(data_dir),
+                          capture_output=True, text=True, timeout=timeout)
+    # Scrapy's deprecations fail the test, as they would under filterwarnings=error in this process
+    assert "ScrapyDeprecationWarning" not in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return BackfillOutcome(proc.returncode, proc.stdout, proc.stderr)

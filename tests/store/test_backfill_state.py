@@ -130,7 +130,7 @@ def _article(n: int, **changes: object) -> BackfillArticle:
         source_id="bbc", method="sitemap", discovered_from="https://bbc.example/sitemap.xml",
         entry_title=f"Story {n}", entry_published=datetime(2014, 3, n, 9, 0, tzinfo=UTC),
     )
-    return BackfillArticle(**{**base.__dict__, **changes})   # type: ignore[arg-type]
+    return BackfillArticle(**{**base.__dict__, **changes})
 
 
 def test_articles_are_insert_ignored_listed_while_pending_and_marked(session: Session) -> None:

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import scrapy
 
 from crawler.backfill.archive import ArchiveMethod
+from crawler.backfill.ccnews import CCNewsMethod
+from crawler.backfill.gdelt import GdeltMethod
 from crawler.backfill.sitemap import SitemapMethod
+from crawler.backfill.wayback import WaybackMethod
 from crawler.items import FetchedPage
 
 if TYPE_CHECKING:
@@ -36,6 +39,9 @@ class BackfillMethod(Protocol):
 METHODS: dict[str, type[BackfillMethod]] = {
     "sitemap": SitemapMethod,
     "archive": ArchiveMethod,
+    "gdelt": GdeltMethod,
+    "ccnews": CCNewsMethod,
+    "wayback": WaybackMethod,
 }
 
 # what runs without --via (when registered): ccnews joins with --warc / backfill.ccnews_files,

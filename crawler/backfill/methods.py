@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import scrapy
 
 from crawler.backfill.archive import ArchiveMethod
+from crawler.backfill.ccnews import CCNewsMethod
 from crawler.backfill.sitemap import SitemapMethod
 from crawler.backfill.wayback import WaybackMethod
 from crawler.items import FetchedPage
@@ -37,6 +38,7 @@ class BackfillMethod(Protocol):
 METHODS: dict[str, type[BackfillMethod]] = {
     "sitemap": SitemapMethod,
     "archive": ArchiveMethod,
+    "ccnews": CCNewsMethod,
     "wayback": WaybackMethod,
 }
 

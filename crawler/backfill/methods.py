@@ -15,6 +15,7 @@ import scrapy
 
 from crawler.backfill.archive import ArchiveMethod
 from crawler.backfill.ccnews import CCNewsMethod
+from crawler.backfill.gdelt import GdeltMethod
 from crawler.backfill.sitemap import SitemapMethod
 from crawler.backfill.wayback import WaybackMethod
 from crawler.items import FetchedPage
@@ -38,6 +39,7 @@ class BackfillMethod(Protocol):
 METHODS: dict[str, type[BackfillMethod]] = {
     "sitemap": SitemapMethod,
     "archive": ArchiveMethod,
+    "gdelt": GdeltMethod,
     "ccnews": CCNewsMethod,
     "wayback": WaybackMethod,
 }

@@ -16,6 +16,10 @@ outside the window although GDELT saw them inside it: they are stored, never que
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from extract import canonicalize_url
 from store import make_engine, make_session_factory, queue
 from store.models import BackfillJobModel, BackfillUnitModel, Document
 from store.records import QueueQuery
@@ -35,6 +40,7 @@ from tests.backfill.servers import (
     article_html,
     html_reply,
     run_backfill_cli,
+    start_backfill_cli,
     write_config,
 )
 
@@ -51,6 +57,7 @@ W2B = ("20150111120000", "20150114235959")
 W2A1 = ("20150108000000", "20150109175959")
 W2A2 = ("20150109180000", "20150111115959")
 W3 = ("20150115000000", "20150121235959")
+SLICES = (W1, W2, W2A, W2B, W2A1, W2A2, W3)
 ARGS = ("--since", "2015-01-01", "--until", "2015-01-21", "--via", "gdelt")
 
 
@@ -297,3 +304,73 @@ def test_slices_split_at_the_cap_and_exactly_the_in_range_articles_are_queued_th
             }
     finally:
         engine.dispose()
+
+
+# ---------------------------------------------------------------- resume after SIGKILL
+
+
+def _read(data_dir: Path, sql: str) -> list[tuple[str, ...]]:
+    """Rows of `sql`, read with plain sqlite3 while a backfill writes ([] before the schema exists)."""
+    path = data_dir / "dwatch.sqlite3"
+    if not path.exists():
+        return []
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return list(connection.execute(sql))
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        connection.close()
+
+
+def requested_pages(site: FixtureServer) -> list[str]:
+    """Canonical URLs of the article pages requested so far, in order (127.0.0.1 and localhost alike)."""
+    return [canonicalize_url(f"http://{r.headers['host']}{r.target}") for r in site.log if r.path in PAGES]
+
+
+def test_a_killed_gdelt_backfill_asks_only_the_slices_not_done_and_fetches_nothing_twice(
+    servers: tuple[FixtureServer, FixtureServer, FakeGdelt], tmp_path: Path
+) -> None:
+    api, site, fake = servers
+    config = write_config(
+        tmp_path / "config",
+        [{"id": "gazette", "name": "The Test Gazette", "kind": "feed", "urls": [site.url("/feed.xml")]}],
+        backfill={"gdelt_url": api.url(API_PATH), "gdelt_queries": [QUERY], "gdelt_delay": 0.2},
+    )
+    data = tmp_path / "data"
+    # the quarter slice W2A2 hangs: the process is killed while it waits for it, once the pages
+    # it had requested are all stored (nothing else in flight)
+    fake.script = {W2A2: [Reply(200, {"Content-Type": "application/json"}, b"{}", delay=60)]}
+    process = start_backfill_cli(config, data, *ARGS)
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the backfill did not reach the hanging slice in 120 s"
+        stored = {row[0] for row in _read(data, "SELECT canonical_url FROM documents")}
+        if (QUERY, *W2A2) in asked(api) and stored and set(requested_pages(site)) <= stored:
+            break
+        time.sleep(0.1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)
+    units = dict(_read(data, "SELECT unit, status FROM backfill_units"))
+    not_done = [span for span in SLICES if units.get(f"gdelt:{QUERY}:{span[0]}:{span[1]}") != "done"]
+    assert {W2, W2A, W2A2} <= set(not_done) and W1 not in not_done
+    first_run = requested_pages(site)
+    api.clear_log()
+    site.clear_log()
+
+    outcome = run_backfill_cli(config, data, *ARGS)
+
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    assert outcome.stdout.splitlines()[-1] == (
+        "backfill run 2 (job 1, resumed) 2015-01-01..2015-01-21 via gdelt: ok")
+    assert sorted(asked(api)) == sorted((QUERY, *span) for span in not_done)
+    pages = first_run + requested_pages(site)
+    assert sorted(pages) == sorted({*pages}) and len(pages) == len(PAGES)    # each page once in all
+    assert first_run
+    queued = dict(_read(data, "SELECT d.canonical_url, d.source_id FROM candidates c "
+                              "JOIN documents d ON d.id = c.document_id"))
+    assert {url.replace("localhost", "127.0.0.1"): source for url, source in queued.items()} == {
+        site.url(p): s for p, s in IN_RANGE_DEFECTORS.items()}
+    assert dict(_read(data, "SELECT unit, status FROM backfill_units")) == {
+        f"gdelt:{QUERY}:{a}:{b}": "done" for a, b in SLICES}

@@ -374,3 +374,30 @@ def test_a_killed_gdelt_backfill_asks_only_the_slices_not_done_and_fetches_nothi
         site.url(p): s for p, s in IN_RANGE_DEFECTORS.items()}
     assert dict(_read(data, "SELECT unit, status FROM backfill_units")) == {
         f"gdelt:{QUERY}:{a}:{b}": "done" for a, b in SLICES}
+
+
+def test_plan_asks_the_api_and_counts_per_source_without_fetching_a_page(
+    servers: tuple[FixtureServer, FixtureServer, FakeGdelt], tmp_path: Path
+) -> None:
+    api, site, _fake = servers
+    config = write_config(
+        tmp_path / "config",
+        [{"id": "gazette", "name": "The Test Gazette", "kind": "feed", "urls": [site.url("/feed.xml")]}],
+        backfill={"gdelt_url": api.url(API_PATH), "gdelt_queries": [QUERY], "gdelt_delay": 0},
+    )
+
+    outcome = run_backfill_cli(config, tmp_path / "data", *ARGS, "--plan")
+
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    assert outcome.stdout.splitlines() == [
+        "source   method  discovered  in range  out of range  already stored  to fetch",
+        "-------  ------  ----------  --------  ------------  --------------  --------",
+        "gazette  gdelt   9           9         0             0               9",
+        "gdelt    gdelt   1           1         0             0               1",      # the localhost story
+        "total            10          10        0             0               10",
+        "plan (nothing fetched) 2015-01-01..2015-01-21 via gdelt: ok",
+    ]
+    assert sorted(asked(api)) == sorted((QUERY, *span) for span in SLICES)   # discovery runs, splits too
+    assert site.log == []                                                    # no article is fetched
+    assert not (tmp_path / "data" / "dwatch.sqlite3").exists() or _read(
+        tmp_path / "data", "SELECT unit FROM backfill_units") == []           # nothing recorded

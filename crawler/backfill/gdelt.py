@@ -225,7 +225,8 @@ class GdeltMethod:
         logger.info("%s: GDELT asked to slow down (%r); asking %s again in %.1f s", spider.name, exc.text,
                     response.url, wait, extra=spider.log_extra)
         request = response.request
-        if request is None:
+        if request is None:     # never for a callback's response; kept for the type checker
+            spider.discovery_error(response.url, f"{exc} (no request to repeat)", method=NAME)
             return
         retry = request.copy()
         retry.meta[ATTEMPT_META] = attempt + 1

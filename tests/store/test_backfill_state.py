@@ -19,6 +19,7 @@ from store.backfill import (
     article_counts,
     finish_job,
     finish_unit,
+    get_unit,
     job_counts,
     job_key,
     mark_article,
@@ -109,10 +110,17 @@ def test_units_done_are_remembered_per_job(session: Session) -> None:
     job = start_job(session, ARGS)
     unit = "sitemap:https://bbc.example/sitemap-2014.xml"
     assert not unit_done(session, job.id, unit)
+    assert get_unit(session, job.id, unit) is None
     finish_unit(session, job.id, unit, found=0, status="pending", detail="offset 1024")
     assert not unit_done(session, job.id, unit)
-    finish_unit(session, job.id, unit, found=12)
+    recorded = get_unit(session, job.id, unit)
+    assert recorded is not None and (recorded.status, recorded.found, recorded.detail) == (
+        "pending", 0, "offset 1024")
+    finish_unit(session, job.id, unit, found=12, detail='["https://bbc.example/sitemap-2014-03.xml"]')
     assert unit_done(session, job.id, unit)
+    recorded = get_unit(session, job.id, unit)
+    assert recorded is not None and (recorded.unit, recorded.status, recorded.found, recorded.detail) == (
+        unit, "done", 12, '["https://bbc.example/sitemap-2014-03.xml"]')
     other = start_job(session, BackfillArgs(ARGS.since, ARGS.until, ("bbc",), ARGS.methods))
     assert not unit_done(session, other.id, unit)
     finish_unit(session, job.id, "archive:https://bbc.example/news?page=9", found=0, status="failed",

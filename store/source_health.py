@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, not_, select
+from sqlalchemy import ColumnElement, and_, func, not_, select
 from sqlalchemy.orm import Session
 
 from store.models import Candidate, CrawlRun, CrawlRunSource, Document, utcnow
@@ -37,6 +37,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ENABLE_KIND = "source-enable"
+BACKFILL_KIND = "backfill"   # crawl_runs.kind of `dwatch backfill` (crawler/backfill/runner.py)
 HISTORY_LIMIT = 100          # newest source runs read per source (enough to count failures)
 
 
@@ -130,7 +131,7 @@ def source_health(
     weeks = policy.yield_window / timedelta(weeks=1)
     last_success = _grouped(session, select(CrawlRunSource.source_id, func.max(_run_time()))
                             .join(CrawlRun, CrawlRun.id == CrawlRunSource.run_id)
-                            .where(CrawlRunSource.source_id.in_(ids), not_(_failed_clause())))
+                            .where(CrawlRunSource.source_id.in_(ids), not_(_failed_clause()), _daily()))
     extracted = and_(Document.source_id.in_(ids), Document.outcome == "extracted")
     last_article = _grouped(session, select(Document.source_id, func.max(Document.created_at))
                             .where(extracted))
@@ -192,7 +193,7 @@ def _failures_in_a_row(
     """Failed runs of the source since its last good run (or re-enable marker), newest first."""
     query = (select(_run_time(), CrawlRunSource.errors, CrawlRunSource.fetched, CrawlRunSource.first_error)
              .join(CrawlRun, CrawlRun.id == CrawlRunSource.run_id)
-             .where(CrawlRunSource.source_id == source_id, CrawlRun.finished_at.is_not(None))
+             .where(CrawlRunSource.source_id == source_id, CrawlRun.finished_at.is_not(None), _daily())
              .order_by(CrawlRun.started_at.desc(), CrawlRun.id.desc()).limit(HISTORY_LIMIT))
     failures, last_failure, last_error = 0, None, None
     for at, errors, fetched, first_error in session.execute(query):
@@ -220,6 +221,11 @@ def _enable_markers(session: Session, ids: list[str]) -> dict[str, datetime]:
 
 def _run_time() -> Any:
     return func.coalesce(CrawlRun.finished_at, CrawlRun.started_at)
+
+
+def _daily() -> ColumnElement[bool]:
+    """Daily crawls only: a backfill (Wayback, GDELT, old sitemaps) says nothing of a source's feeds."""
+    return CrawlRun.kind != BACKFILL_KIND
 
 
 def _failed_clause() -> Any:

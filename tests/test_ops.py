@@ -482,3 +482,14 @@ def test_the_source_id_of_scrapy_records_comes_from_their_spider() -> None:
                                None, None)
     record.spider = Spider()
     assert ContextFilter().filter(record) and record.source_id == Spider.source.id  # type: ignore[attr-defined]
+
+
+def test_failed_backfills_neither_back_off_nor_vouch_for_the_daily_crawl(session: Session) -> None:
+    """A backfill hits other hosts (Wayback, GDELT) and old pages: its runs do not judge the feeds."""
+    add_run(session, NOW - timedelta(days=10), {"alpha": FAIL()})
+    for n in range(1, 9):
+        add_run(session, NOW - timedelta(days=9 - n), {"alpha": FAIL()}, kind="backfill")
+    add_run(session, NOW - timedelta(hours=2), {"beta": OK}, kind="backfill")
+    alpha = health_of(session, "alpha")
+    assert (alpha.consecutive_failures, alpha.state, alpha.blocked) == (1, "failing", None)
+    assert health_of(session, "beta").last_success is None

@@ -140,6 +140,7 @@ class ProvenanceOut(BaseModel):
     extractor_version: str | None
     rules_version: str | None
     run_id: int | None = None
+    method: str | None = None    # backfill: sitemap | archive | wayback | ccnews | gdelt
 
 
 class DocumentOut(_Out):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from extract import load_rules
 from review.web import APP_TITLE
 from tests.review.seed import Seeded
 
@@ -57,7 +58,7 @@ def test_get_one_candidate_with_everything(client: Any, seeded: Seeded) -> None:
         "source_id": "northern-ledger", "channel": "feed",
         "discovered_from": "https://ledger.example/feeds/world.rss", "entry_id": "ledger-4711",
         "http_status": 200, "body_sha256": hashlib.sha256(kobani.body).hexdigest(),
-        "extractor": "trafilatura", "rules_version": "2026-11-r14",
+        "extractor": "trafilatura", "rules_version": load_rules(seeded.settings.rules_path).version,
     }
     assert provenance["archive"] == {"path": kobani.archive.path, "offset": kobani.archive.offset,
                                      "length": kobani.archive.length, "record_id": kobani.archive.record_id}

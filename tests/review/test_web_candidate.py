@@ -9,6 +9,7 @@ from typing import Any
 import lxml.html
 import pytest
 
+from extract import load_rules
 from review.sanitize import ARCHIVE_CSP
 from store import open_session, queue
 from tests.review.seed import Seeded
@@ -71,7 +72,8 @@ def test_the_score_is_explained_rule_by_rule(client: Any, seeded: Seeded) -> Non
             for tr in page.xpath('//table[@class="contributions"]/tbody/tr')]
     assert rows == [[c.rule, f"{c.weight:+.2f}", " ".join(c.reason.split())] for c in verdict.contributions]
     assert rows[0][:2] == ["left_is", "+2.62"]
-    assert field(page, "rules_version") == verdict.rules_version == "2026-11-r14"
+    version = load_rules(seeded.settings.rules_path).version
+    assert field(page, "rules_version") == verdict.rules_version == version
     assert text_of(page, '//*[@data-testid="negatives"]') == (
         "left_the_group/not -1.50: left_the_group cancelled by nearby 'nobody', 'not', 'those who'")
     assert text_of(page, '//p[@class="explanation"]') == " ".join(verdict.explanation.split())
@@ -249,3 +251,19 @@ def test_the_archived_copy_is_sanitised_and_framable_only_by_us(
     hrefs = [el.get("href") for el in page.xpath("//*[@href]")]
     assert all(h.startswith(("http://", "https://", "mailto:")) for h in hrefs), hrefs
     assert not [el.get("src") for el in page.xpath("//*[@src]") if not el.get("src").startswith("data:")]
+
+
+def test_a_backfilled_candidate_names_the_method_that_found_it(client: Any, seeded: Seeded) -> None:
+    from dataclasses import replace
+
+    page_record = make_page("https://archive.example/2015/defector", channel="backfill",
+                            discovered_from="https://archive.example/sitemap-2015.xml")
+    page_record = replace(page_record, provenance=replace(page_record.provenance, method="sitemap"))
+    with open_session(seeded.settings.database_url) as session:
+        outcome = queue.record_page(session, page_record)
+    assert outcome.candidate_id is not None
+    page = doc(client.get(f"/candidates/{outcome.candidate_id}"))
+    assert (field(page, "channel"), field(page, "method")) == ("backfill", "sitemap")
+    assert "Discovered via backfill (sitemap)" in text_of(page, '//*[@data-testid="provenance"]')
+    api = client.get(f"/api/candidates/{outcome.candidate_id}").json()
+    assert (api["provenance"]["channel"], api["provenance"]["method"]) == ("backfill", "sitemap")

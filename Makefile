@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test setup lint demo clean
+.PHONY: run test setup lint demo services clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# PostgreSQL and Redis on 127.0.0.1 (installed when missing; root or sudo): the servers of the
+# PostgreSQL and Redis tests and of a one-machine scale-out. Prints the two lines to export.
+services:
+	scripts/services.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

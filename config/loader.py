@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -13,6 +14,7 @@ from config.errors import ConfigError
 from config.settings import (
     BackfillSettings,
     CrawlSettings,
+    FrontierSettings,
     ScheduleSettings,
     Settings,
     SmtpSettings,
@@ -22,7 +24,7 @@ from config.yamlfile import LocatedYaml, read_yaml
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent
 
-_SETTINGS_KEYS = {"data_dir", "log_format", "crawl", "rules_file", "schedule", "smtp", "backfill"}
+_SETTINGS_KEYS = {"data_dir", "log_format", "crawl", "rules_file", "schedule", "smtp", "backfill", "frontier"}
 _SMTP_ENV = {
     "host": "DWATCH_SMTP_HOST",
     "port": "DWATCH_SMTP_PORT",
@@ -142,6 +144,8 @@ def _settings_file(config_dir: Path) -> dict[str, Any]:
                 "invalid settings:\n  "
                 + "\n  ".join(_format_errors(doc, exc, ("backfill",), "backfill"))
             ) from exc
+    if "frontier" in data:
+        data["frontier"] = _frontier_file_settings(doc, data["frontier"])
     smtp = data.get("smtp")
     if smtp is not None and not isinstance(smtp, dict):
         raise ConfigError(f"{doc.path}:{doc.line_of(('smtp',))}: 'smtp' must be a mapping of fields.")
@@ -152,6 +156,39 @@ def _settings_file(config_dir: Path) -> dict[str, Any]:
         )
     data["smtp_doc"] = doc
     return data
+
+
+def _frontier_file_settings(doc: LocatedYaml, raw: Any) -> FrontierSettings:
+    """settings.yaml `frontier:`, validated; a Redis password there is refused (secrets: env only)."""
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{doc.path}:{doc.line_of(('frontier',))}: 'frontier' must be a mapping of fields.")
+    url = (raw or {}).get("redis_url")
+    if isinstance(url, str) and urlsplit(url).password:
+        raise ConfigError(
+            f"{doc.path}:{doc.line_of(('frontier', 'redis_url'))}: frontier, field 'redis_url': secrets are "
+            "never read from YAML; remove the password and set DWATCH_REDIS_URL "
+            "(e.g. redis://:PASSWORD@host:6379/0) instead."
+        )
+    try:
+        return FrontierSettings.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ConfigError(
+            "invalid settings:\n  " + "\n  ".join(_format_errors(doc, exc, ("frontier",), "frontier"))
+        ) from exc
+
+
+def _frontier_settings(file_settings: dict[str, Any], env: Mapping[str, str]) -> FrontierSettings:
+    """settings.yaml `frontier:`, then DWATCH_REDIS_URL (which may carry a password)."""
+    frontier: FrontierSettings = file_settings.get("frontier") or FrontierSettings()
+    url = env.get("DWATCH_REDIS_URL")
+    if not url:
+        return frontier
+    try:
+        return FrontierSettings.model_validate({**frontier.model_dump(), "redis_url": url})
+    except ValidationError as exc:
+        raise ConfigError(
+            f"environment DWATCH_REDIS_URL: {_describe(exc.errors()[0])}"
+        ) from exc
 
 
 def _smtp_settings(file_settings: dict[str, Any], env: Mapping[str, str]) -> SmtpSettings | None:
@@ -251,4 +288,5 @@ def load_settings(
         schedule=schedule,
         smtp=_smtp_settings(file_settings, env),
         backfill=file_settings.get("backfill") or BackfillSettings(),
+        frontier=_frontier_settings(file_settings, env),
     )

@@ -86,6 +86,48 @@ class BackfillSettings(_Strict):
         return value
 
 
+KEY_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class FrontierSettings(_Strict):
+    """settings.yaml `frontier:`: the crawl frontier shared by `dwatch worker` processes (Redis).
+
+    Without `redis_url` (or DWATCH_REDIS_URL) there is no shared frontier: the scheduler runs
+    `dwatch crawl` processes as before and `dwatch worker` refuses to start.
+    """
+
+    redis_url: str | None = None                                  # e.g. redis://127.0.0.1:6379/0
+    key_prefix: str = "dwatch"                                    # every Redis key starts "<prefix>:"
+    lease_seconds: Annotated[int, Field(ge=2, le=86400)] = 300    # a silent worker's requests go back
+    idle_seconds: Annotated[float, Field(ge=0, le=86400)] = 30    # `dwatch worker --exit-when-idle`
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in REDIS_SCHEMES or not (parts.netloc or parts.path):
+            raise ValueError(
+                f"{masked_url(value)!r} is not a Redis URL; use redis://host:6379/0 "
+                "(rediss:// for TLS, unix:///path/to/redis.sock)"
+            )
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not KEY_PREFIX.match(value):
+            raise ValueError("use letters, digits, '_', '.', ':' or '-' (at most 64), e.g. 'dwatch'")
+        return value
+
+
+def masked_url(url: str) -> str:
+    """`url` with the password of its user-info replaced by ***."""
+    return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", url)
+
+
 ARCHIVE_PLACEHOLDERS = ("page", "yyyy", "mm", "dd")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d+)?$")
@@ -346,6 +388,7 @@ class Settings(_Strict):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     smtp: SmtpSettings | None = None
     backfill: BackfillSettings = Field(default_factory=BackfillSettings)
+    frontier: FrontierSettings = Field(default_factory=FrontierSettings)
 
     def enabled_sources(self) -> list[SourceConfig]:
         return [s for s in self.sources if s.enabled]
@@ -357,6 +400,8 @@ class Settings(_Strict):
         """The settings as plain data with secrets (database and SMTP passwords) masked."""
         data = self.model_dump(mode="json")
         data["database_url"] = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", self.database_url)
+        if self.frontier.redis_url is not None:
+            data["frontier"]["redis_url"] = masked_url(self.frontier.redis_url)
         if data.get("smtp") and data["smtp"].get("password"):
             data["smtp"]["password"] = "***"
         return data

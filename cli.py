@@ -175,6 +175,48 @@ def backfill(config_dir: Path | None, since: datetime, until: datetime, source_i
 
 @main.command()
 @config_option
+@click.option("--source", "source_ids", multiple=True, metavar="ID", help="Only these sources.")
+@click.option("--exit-when-idle", is_flag=True,
+              help="Stop once nothing is queued or in flight for frontier.idle_seconds (default: run until "
+              "SIGTERM/SIGINT).")
+def worker(config_dir: Path | None, source_ids: tuple[str, ...], exit_when_idle: bool) -> None:
+    """Crawl from the shared frontier (Redis, frontier.redis_url) with any number of other workers."""
+    from crawler import CrawlError
+    from crawler.worker import run_worker
+
+    try:
+        settings = _settings(config_dir)
+    except click.ClickException as exc:
+        raise _exit_2(exc.message) from exc
+    try:
+        summary = run_worker(settings, list(source_ids) or None, exit_when_idle=exit_when_idle)
+    except CrawlError as exc:
+        raise _exit_2(str(exc)) from exc
+    print_run_summary(summary)
+    back = f", {summary.requeued} unfinished request(s) back in the queue" if summary.requeued else ""
+    click.echo(f"worker {summary.worker_id}: {summary.status}{back}")
+    if not summary.ok:
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@click.option("--source", "source_ids", multiple=True, metavar="ID", help="Only these sources.")
+def feed(config_dir: Path | None, source_ids: tuple[str, ...]) -> None:
+    """Feed the sources' feeds, sitemaps and listing pages to the workers (what the scheduler does)."""
+    from crawler import CrawlError
+    from crawler.frontier import feed_frontier
+
+    settings = _settings(config_dir)
+    try:
+        fed = feed_frontier(settings, list(source_ids) or None)
+    except CrawlError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"fed {fed} start document(s) to the shared frontier")
+
+
+@main.command()
+@config_option
 def rescore(config_dir: Path | None) -> None:
     """Re-run extraction and the rules on every archived page (no network), after a rules change."""
     from crawler import rescore as run_rescore

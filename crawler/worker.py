@@ -1,0 +1,381 @@
+"""`run_worker`: one process that crawls from the shared frontier until stopped (`dwatch worker`).
+
+Like `run_crawl`, one Scrapy crawler per selected source in one `CrawlerProcess`, with the same
+pipelines (archive -> analyse -> store) and one ``crawl_runs`` row (kind "worker") for the
+whole process. Unlike it, the spiders start with nothing: they read the start documents that
+`feed_frontier` put into Redis (RedisSpider-style ``<prefix>:<source>:start_urls``) when they
+are idle, and every request goes through the shared, leased queue (crawler/leases.py), so any
+number of workers on any number of machines share the work and no page is fetched twice.
+
+A heartbeat thread renews this worker's registration every lease_seconds / 3 and requeues the
+requests held by workers whose heartbeat expired. SIGTERM/SIGINT stop the worker cleanly:
+requests being fetched are finished, the rest it held go back to the queue, the run is
+"interrupted". With ``exit_when_idle`` a crawler stops once its source has had nothing queued,
+to read or in flight anywhere for ``frontier.idle_seconds``; the process ends when all have.
+Call it once per process (Twisted's reactor cannot restart).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler, CrawlerProcess
+from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+
+from config.logs import RUN_ID
+from config.settings import masked_url
+from crawler import runstats
+from crawler.context import CONTEXT_SETTING, SOURCE_SETTING, RunContext, context_from
+from crawler.errors import CrawlError, RefusedUrl, SkippedRequest
+from crawler.fingerprint import canonical_or_none
+from crawler.frontier import Frontier, WorkerInfo, connect_frontier, new_worker_id, worker_info
+from crawler.leases import FRONTIER_SETTING, FrontierContext, _required, leases_of
+from crawler.polling import FeedPoller, polled_url
+from crawler.runner import (
+    RunSummary,
+    _crawl_crashed,
+    _reactor_already_ran,
+    _run_status,
+    _stats_of,
+    load_ruleset,
+    open_store,
+    select_sources,
+)
+from crawler.settings import scrapy_settings
+from crawler.spiders import FeedSpider, ListingSpider, SitemapSpider, SourceSpider
+from crawler.spiders.sitemaps import is_robots_url
+from store.records import SourceRunStats
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+    from config import Settings
+    from crawler.items import FetchedPage
+    from store.feed_state import DocumentKind
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FRONTIER_SPIDERS", "WorkerSummary", "run_worker", "worker_scrapy_settings"]
+
+SEEDS_PER_TAKE = 16
+
+
+@dataclass(frozen=True)
+class WorkerSummary(RunSummary):
+    worker_id: str = ""
+    requeued: int = 0          # requests this worker held and gave back to the queue when it stopped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "worker_id": self.worker_id, "requeued": self.requeued}
+
+
+# ---------------------------------------------------------------- spiders
+
+
+class FrontierSpider(SourceSpider):
+    """What the worker's spiders add to a source's spider: start documents and leases from Redis."""
+
+    frontier: FrontierContext
+    _idle_since: float | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        spider.frontier = _required(crawler.settings)
+        crawler.signals.connect(spider._idle, signal=signals.spider_idle)
+        crawler.signals.connect(spider._requeue_left, signal=signals.spider_closed)
+        return spider
+
+    async def start(self) -> AsyncIterator[Any]:
+        """Nothing: the start documents come from the frontier when the crawler is idle."""
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+    def seed_request(self, url: str) -> scrapy.Request | None:
+        """The request a scheduled run makes first for start document `url` (None: not due)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ the source's documents
+
+    def source_request(self, url: str, callback: Any, **cb_kwargs: Any) -> scrapy.Request:
+        request = super().source_request(url, callback, **cb_kwargs)
+        request.dont_filter = True     # polled on every feed, never "seen before"
+        return request
+
+    def article_request(self, url: str, **kwargs: Any) -> scrapy.Request | None:
+        # the shared dupefilter decides what was requested before, not this process's memory
+        canonical = canonical_or_none(url)
+        if canonical is not None:
+            self._discovered.discard(canonical)
+        return super().article_request(url, **kwargs)
+
+    def source_ok(self, response: Response | None = None, kind: DocumentKind | None = None) -> None:
+        """A changed feed/sitemap's poll is stored once the requests it led to are in the queue."""
+        poller = self.poller
+        if (response is None or kind is None or poller is None or polled_url(response) is None
+                or poller.classify(response) != "changed"):
+            super().source_ok(response, kind)
+            return
+        self.stats.inc_value(runstats.SOURCE_OK)
+        record = functools.partial(poller.record, response, "changed", kind)
+        leases = leases_of(self.crawler)
+        if leases is None:
+            record()
+        else:
+            leases.after(response.request, record)
+
+    # ------------------------------------------------------------ failures end leases too
+
+    def _stopping(self, failure: Failure) -> bool:
+        """A request dropped because the crawl stops: it stays leased and goes back to the queue."""
+        exc = failure.value
+        return (not self.crawler.engine.running and isinstance(exc, IgnoreRequest)
+                and not isinstance(exc, SkippedRequest | RefusedUrl))
+
+    def article_failed(self, failure: Failure) -> FetchedPage | None:
+        page = super().article_failed(failure)
+        leases = leases_of(self.crawler)
+        request = getattr(failure, "request", None)
+        if leases is None or request is None or self._stopping(failure):
+            return page
+        if page is not None:
+            leases.expect(request, page)
+        # not fetched (robots.txt, ...) is worth another try; skipped (already stored) is not
+        leases.complete(request, forget=page is None and not isinstance(failure.value, SkippedRequest))
+        return page
+
+    def source_failed(self, failure: Failure) -> None:
+        super().source_failed(failure)
+        leases = leases_of(self.crawler)
+        request = getattr(failure, "request", None)
+        if leases is not None and request is not None and not self._stopping(failure):
+            leases.complete(request)
+
+    # ------------------------------------------------------------ idle: read the feed, maybe stop
+
+    def _take_seeds(self) -> int:
+        urls = self.frontier.frontier.pop_seeds(self.source.id, SEEDS_PER_TAKE)
+        if not urls:
+            return 0
+        context = context_from(self.crawler.settings)
+        if context is not None:     # poll state as the other workers left it
+            crawl = context.crawl
+            self.poller = FeedPoller(context.session_factory, self.source.id,
+                                     min_minutes=crawl.min_poll_minutes, max_minutes=crawl.max_poll_minutes,
+                                     force=crawl.force_poll)
+        for url in urls:
+            if url not in self.source.urls:
+                logger.warning("%s: start document %s is no longer in sources.yaml; not fetched",
+                               self.name, url, extra=self.log_extra)
+                continue
+            request = self.seed_request(url)
+            if request is not None:
+                self.crawler.engine.crawl(request)
+        return len(urls)
+
+    def _idle(self) -> None:
+        """spider_idle: take fed start documents; close only when exiting when idle, after idle_seconds."""
+        try:
+            if self._take_seeds() or not self.frontier.exit_when_idle:
+                self._idle_since = None
+                raise DontCloseSpider
+            if self.frontier.frontier.pending(self.source.id) > 0:
+                self._idle_since = None
+                raise DontCloseSpider
+        except redis.RedisError as exc:
+            logger.warning("%s: the shared frontier cannot be read: %s; trying again", self.name, exc,
+                           extra=self.log_extra)
+            raise DontCloseSpider from exc
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since < self.frontier.idle_seconds:
+            raise DontCloseSpider
+        logger.info("%s: nothing queued or in flight for %gs; this worker stops crawling it",
+                    self.name, self.frontier.idle_seconds, extra=self.log_extra)
+
+    def _requeue_left(self, reason: str) -> None:
+        """spider_closed: whatever this worker still holds for the source goes back to the queue."""
+        try:
+            moved = self.frontier.frontier.requeue(self.source.id, self.frontier.worker_id)
+        except redis.RedisError as exc:
+            logger.error("%s: cannot give back this worker's requests (%s); another worker takes them "
+                         "once this one's heartbeat expires", self.name, exc, extra=self.log_extra)
+            return
+        if moved:
+            logger.info("%s: %d unfinished request(s) back in the shared queue (%s)",
+                        self.name, moved, reason, extra=self.log_extra)
+
+
+class FrontierFeedSpider(FrontierSpider, FeedSpider):
+    def seed_request(self, url: str) -> scrapy.Request | None:
+        return self.poll_request(url, self.parse_feed)
+
+
+class FrontierSitemapSpider(FrontierSpider, SitemapSpider):
+    def seed_request(self, url: str) -> scrapy.Request | None:
+        if is_robots_url(url):
+            return self.source_request(url, self.parse_robots)
+        return self.poll_request(url, self.parse_sitemap, depth=0)
+
+
+class FrontierListingSpider(FrontierSpider, ListingSpider):
+    def seed_request(self, url: str) -> scrapy.Request | None:
+        return self.source_request(url, self.parse_listing, page=1)
+
+
+FRONTIER_SPIDERS: dict[str, type[FrontierSpider]] = {
+    "feed": FrontierFeedSpider,
+    "sitemap": FrontierSitemapSpider,
+    "listing": FrontierListingSpider,
+}
+
+
+# ---------------------------------------------------------------- the process
+
+
+def worker_scrapy_settings(settings: Settings, *, install_log_handler: bool = False) -> dict[str, Any]:
+    """The crawl's Scrapy settings with the shared frontier: scrapy-redis scheduler, leases, dupefilter."""
+    out = scrapy_settings(settings.crawl, install_log_handler=install_log_handler)
+    middlewares = dict(out["DOWNLOADER_MIDDLEWARES"])
+    middlewares["crawler.leases.FrontierIncrementalMiddleware"] = middlewares.pop(
+        "crawler.middlewares.IncrementalMiddleware")
+    out.update({
+        "SCHEDULER": "crawler.leases.FrontierScheduler",
+        "SCHEDULER_QUEUE_CLASS": "crawler.leases.LeasedPriorityQueue",
+        "DUPEFILTER_CLASS": "crawler.leases.SourceDupeFilter",
+        "SCHEDULER_PERSIST": True,
+        "DOWNLOADER_MIDDLEWARES": middlewares,
+        "SPIDER_MIDDLEWARES": {"crawler.leases.LeaseMiddleware": 1},   # next to the engine: sees all output
+    })
+    return out
+
+
+class Heartbeat:
+    """Renews this worker's registration and reclaims dead workers' requests, in its own thread."""
+
+    def __init__(self, frontier: Frontier, info: WorkerInfo) -> None:
+        self.frontier = frontier
+        self.info = info
+        self.interval = max(0.5, frontier.lease_seconds / 3)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dwatch-heartbeat", daemon=True)
+
+    def start(self) -> dict[str, int]:
+        """Register now (before anything is leased), reclaim what dead workers held, then keep beating."""
+        self.frontier.beat(self.info)
+        reclaimed = self.frontier.reclaim_dead()
+        self._thread.start()
+        return reclaimed
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.frontier.beat(self.info)
+                self.frontier.reclaim_dead()
+            except redis.RedisError as exc:
+                logger.warning("worker %s: heartbeat failed: %s", self.info.worker_id, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval + 10)
+
+
+def run_worker(
+    settings: Settings, source_ids: Sequence[str] | None = None, *, exit_when_idle: bool = False
+) -> WorkerSummary:
+    """Crawl from the shared frontier until stopped (or idle); blocks; once per process (module doc)."""
+    from store import WarcArchive, make_session_factory, queue
+
+    if _reactor_already_ran():
+        raise CrawlError("run_worker can run only once per process (Twisted's reactor cannot restart)")
+    sources = select_sources(settings, source_ids)
+    ruleset = load_ruleset(settings)
+    frontier = connect_frontier(settings.frontier)
+    heartbeat_frontier = connect_frontier(settings.frontier)    # the heartbeat thread's own client
+    engine = open_store(settings)
+    worker_id = new_worker_id()
+    ids = [s.id for s in sources]
+    per_source: dict[str, SourceRunStats] = {}
+    counters: dict[str, dict[str, int]] = {}
+    status, requeued = "failed", 0
+    try:
+        session_factory = make_session_factory(engine)
+        with session_factory() as session:
+            run_id = queue.start_run(session, kind="worker", sources=ids)
+        context = RunContext(run_id=run_id, session_factory=session_factory,
+                             archive=WarcArchive(settings.archive_dir), ruleset=ruleset, crawl=settings.crawl)
+        shared = FrontierContext(frontier, worker_id, exit_when_idle=exit_when_idle,
+                                 idle_seconds=settings.frontier.idle_seconds)
+        heartbeat = Heartbeat(heartbeat_frontier, worker_info(worker_id, ids))
+        run_token = RUN_ID.set(run_id)
+        try:
+            reclaimed = heartbeat.start()
+            logger.info("worker %s (run %s): crawling %s from %s (prefix %s); took back %d request(s) "
+                        "of stopped workers", worker_id, run_id, ", ".join(ids),
+                        masked_url(settings.frontier.redis_url or ""), frontier.keys.prefix,
+                        sum(reclaimed.values()))
+            per_source, counters, status = _crawl(settings, sources, context, shared)
+        finally:
+            heartbeat.stop()
+            try:
+                requeued = frontier.retire(worker_id, ids)
+            except redis.RedisError as exc:
+                logger.error("worker %s: cannot deregister (%s); its requests are requeued once its "
+                             "heartbeat expires", worker_id, exc)
+            with session_factory() as session:
+                queue.finish_run(session, run_id, per_source=per_source, status=status)
+            context.archive.close()
+            logger.info("worker %s (run %s) stopped: %s", worker_id, run_id, status)
+            RUN_ID.reset(run_token)
+    finally:
+        engine.dispose()
+        frontier.close()
+        heartbeat_frontier.close()
+    return WorkerSummary(run_id=run_id, per_source=per_source, status=status, rules_version=ruleset.version,
+                         counters=counters, worker_id=worker_id, requeued=requeued)
+
+
+def _crawl(
+    settings: Settings, sources: Sequence[Any], context: RunContext, shared: FrontierContext
+) -> tuple[dict[str, SourceRunStats], dict[str, dict[str, int]], str]:
+    install = not logging.getLogger().handlers
+    process = CrawlerProcess(worker_scrapy_settings(settings, install_log_handler=install))
+    crashed: dict[str, str] = {}
+    crawlers: dict[str, Crawler] = {}
+    for source in sources:
+        crawler = process.create_crawler(FRONTIER_SPIDERS[source.kind])
+        crawler.settings.set(SOURCE_SETTING, source, priority="cmdline")
+        crawler.settings.set(CONTEXT_SETTING, context, priority="cmdline")
+        crawler.settings.set(FRONTIER_SETTING, shared, priority="cmdline")
+        deferred = process.crawl(crawler)
+        deferred.addErrback(functools.partial(_crawl_crashed, crashed, source.id))
+        crawlers[source.id] = crawler
+    process.start()
+    per_source: dict[str, SourceRunStats] = {}
+    counters: dict[str, dict[str, int]] = {}
+    for source_id, crawler in crawlers.items():
+        stats = _stats_of(crawler)
+        per_source[source_id] = runstats.source_run_stats(stats)
+        counters[source_id] = runstats.counters(stats)
+        if source_id in crashed:
+            row = per_source[source_id]
+            row.errors += 1
+            row.first_error = row.first_error or crashed[source_id]
+    status = _run_status(per_source)
+    if status != "failed" and any(_stats_of(c).get("finish_reason") == "shutdown" for c in crawlers.values()):
+        status = "interrupted"
+    return per_source, counters, status

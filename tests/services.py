@@ -139,25 +139,46 @@ def _drop_stale(connection: Connection, mine: str) -> None:
             continue
 
 
-@contextmanager
-def private_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database on the test server, dropped (connections and all) on exit.
+def _drop(connection: Connection, name: str) -> None:
+    """Drop database ``name`` after ending this role's sessions on it (workers a test left behind).
 
-    Named ``dwatch_t_<pid>_<random>``; databases of earlier runs whose process is gone are
-    dropped when a new one is made.
+    Not ``WITH (FORCE)``: that refuses outright when an autovacuum worker (the superuser's) is
+    on the database, while a plain DROP DATABASE stops autovacuum itself.
+    """
+    connection.execute(
+        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+             "WHERE datname = :name AND usename = current_user AND pid <> pg_backend_pid()"),
+        {"name": name},
+    )
+    connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@contextmanager
+def private_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database on the test server, dropped (connections and all) on exit.
+
+    Empty, or a copy of the database of ``template`` (a URL from an earlier ``private_database``:
+    nobody may be connected to it). Named ``dwatch_t_<pid>_<random>``; databases of earlier runs
+    whose process is gone are dropped when a new one is made.
     """
     base = make_url(postgres_url())
     name = f"{PRIVATE_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
+    copy_of = ""
+    if template is not None:
+        source = make_url(template).database
+        if not source or not source.startswith(PRIVATE_PREFIX):
+            raise ValueError(f"template {template!r} is not a database made by private_database()")
+        copy_of = f' TEMPLATE "{source}"'
     admin = _admin_engine(base)
     try:
         with admin.connect() as connection:
             _drop_stale(connection, name)
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"{copy_of}')
         try:
             yield base.set(database=name).render_as_string(hide_password=False)
         finally:
             with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                _drop(connection, name)
     finally:
         admin.dispose()
 

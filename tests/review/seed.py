@@ -165,11 +165,12 @@ class Seeded:
         return tuple(name for name, page in self.pages.items() if page.candidate_id is not None)
 
 
-def settings_for(data_dir: Path) -> Settings:
+def settings_for(data_dir: Path, database_url: str | None = None) -> Settings:
+    """Settings of a store in ``data_dir``: its SQLite file, or the database at ``database_url``."""
     return Settings(
         config_dir=DEFAULT_CONFIG_DIR,
         data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'dwatch.sqlite3'}",
+        database_url=database_url or f"sqlite:///{data_dir / 'dwatch.sqlite3'}",
         archive_dir=data_dir / "archive",
         rules_path=DEFAULT_CONFIG_DIR / "rules.yaml",
     )
@@ -193,12 +194,15 @@ def _fetched_at(page: SeedPage, today: date, now: datetime, index: int) -> datet
     return datetime.combine(day, time(9, index), tzinfo=UTC)
 
 
-def seed_store(data_dir: Path, *, today: date | None = None) -> Seeded:
-    """Crawl the team-written pages into a new store under ``data_dir`` (see the module doc)."""
+def seed_store(data_dir: Path, *, today: date | None = None, database_url: str | None = None) -> Seeded:
+    """Crawl the team-written pages into a new store under ``data_dir`` (see the module doc).
+
+    The database is the SQLite file in ``data_dir``, or the empty one at ``database_url``.
+    """
     now = datetime.now(UTC)
     today = today or now.date()
     data_dir.mkdir(parents=True, exist_ok=True)
-    settings = settings_for(data_dir)
+    settings = settings_for(data_dir, database_url)
     upgrade_database(settings.database_url)
     ruleset = load_rules(settings.rules_path)
     seeded: dict[str, SeededPage] = {}

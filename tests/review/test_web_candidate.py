@@ -15,6 +15,9 @@ from store import open_session, queue
 from tests.review.seed import Seeded
 from tests.store.pages import make_page
 
+# Every test that uses the store runs on SQLite and on PostgreSQL (tests/review/conftest.py).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 def doc(response: Any) -> Any:
     assert response.status_code == 200, response.text

@@ -13,6 +13,9 @@ from store import DecisionRow, open_session, queue
 from tests.review.conftest import BASE_URL, LOOPBACK_CLIENT, test_client_class
 from tests.review.seed import Seeded
 
+# Every test that uses the store runs on SQLite and on PostgreSQL (tests/review/conftest.py).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 
 def csrf_token(client: Any, path: str = "/") -> str:
     page = lxml.html.fromstring(client.get(path).text)
@@ -211,3 +214,18 @@ def test_api_decision_errors_are_json_with_a_clear_detail(
     assert response.status_code == status
     assert response.json() == {"detail": detail}
     assert decisions(seeded, "kobani") == ("new", [])
+
+
+def test_each_test_decides_on_its_own_copy_of_the_store(
+    client: Any, seeded: Seeded, store_backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The app runs on the database asked for, and a decision stays in this test's copy of it."""
+    with open_session(seeded.settings.database_url) as session:
+        assert session.get_bind().dialect.name == store_backend
+    token = csrf_token(client)
+    assert form_post(client, seeded, "hostile", decision="reject", by="ben",
+                     csrf_token=token).status_code == 303
+    assert decisions(seeded, "hostile")[0] == "rejected"
+    template: Seeded = request.getfixturevalue(
+        "seeded_template" if store_backend == "sqlite" else "seeded_postgres_template")
+    assert decisions(template, "hostile") == ("new", [])

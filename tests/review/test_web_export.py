@@ -16,6 +16,9 @@ import pytest
 
 from tests.review.seed import Seeded
 
+# Every test that uses the store runs on SQLite and on PostgreSQL (tests/review/conftest.py).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 rispy = pytest.importorskip("rispy", reason="rispy is missing: pip install -e '.[test]' to run the RIS tests")
 
 CSL_SCHEMA = Path(__file__).resolve().parent / "fixtures" / "csl-data.json"

@@ -12,6 +12,9 @@ import lxml.html
 
 from tests.review.seed import Seeded
 
+# Every test that uses the store runs on SQLite and on PostgreSQL (tests/review/conftest.py).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 REVIEW = Path(__file__).resolve().parents[2] / "review"
 ACCEPTED = ("deserter", "indonesian")
 

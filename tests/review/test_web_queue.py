@@ -22,6 +22,9 @@ from tests.review.conftest import BASE_URL, LOOPBACK_CLIENT, test_client_class
 from tests.review.seed import Seeded, settings_for
 from tests.store.pages import make_page, signature, verdict
 
+# Every test that uses the store runs on SQLite and on PostgreSQL (tests/review/conftest.py).
+STORE_BACKENDS = ("sqlite", "postgresql")
+
 TODAY = ["hostile", "indonesian", "arabic", "french", "kobani_near", "kobani"]   # queued order
 ALL_BY_DATE = ["hostile", "french", "arabic", "mother", "indonesian", "kobani_near", "kobani",
                "deserter"]
@@ -174,9 +177,9 @@ def test_bad_filter_values_get_a_422_page_that_says_how_to_fix_them(
 
 
 @pytest.fixture
-def big_client(tmp_path: Path) -> Iterator[Any]:
+def big_client(tmp_path: Path, store_url: str) -> Iterator[Any]:
     """A store of 205 candidates with scores 0.55..0.99, published over 205 days."""
-    settings = settings_for(tmp_path / "data")
+    settings = settings_for(tmp_path / "data", store_url)
     settings.data_dir.mkdir(parents=True)
     upgrade_database(settings.database_url)
     start = datetime(2024, 1, 1, 9, tzinfo=UTC)

@@ -11,6 +11,10 @@ SQLAlchemyJobStore, table ``apscheduler_jobs``), so a restart keeps each job's n
 a run missed while the service was down runs once on start, none runs twice. A job whose
 timing or sources changed in the config is replaced; a job of a removed group is dropped.
 
+With a shared frontier (``frontier.redis_url`` / DWATCH_REDIS_URL) a group's job feeds its
+sources' start documents to Redis instead (``crawler.frontier.feed_frontier``): the ``dwatch
+worker`` processes, on this machine or others, do the crawling.
+
 A daily job writes (and mails, when SMTP is configured) the digest of the previous day's new
 candidates through ``review.digest.write_digest`` at ``schedule.digest_at``.
 
@@ -240,7 +244,13 @@ class CrawlScheduler:
         return args
 
     def run_group(self, group: str, sources: Sequence[str]) -> int | None:
-        """Crawl `sources` in a child process and wait; None when stopping (nothing started)."""
+        """Crawl `sources` in a child process and wait; None when stopping (nothing started).
+
+        With a shared frontier (frontier.redis_url) the group's start documents are fed to the
+        `dwatch worker` processes instead (`feed_frontier`): 0 when fed, 1 when that failed.
+        """
+        if self.settings.frontier.redis_url is not None:
+            return None if self._stopping.is_set() else self.feed_group(group, sources)
         with self._lock:
             if self._stopping.is_set():
                 logger.info("crawl of group %s not started: the scheduler is stopping", group)
@@ -262,6 +272,19 @@ class CrawlScheduler:
         else:
             logger.error("crawl of group %s (pid %s) exited with %s", group, proc.pid, code)
         return code
+
+    def feed_group(self, group: str, sources: Sequence[str]) -> int:
+        """Feed the group's sources to the shared frontier (crawler.frontier.feed_frontier)."""
+        from crawler.frontier import feed_frontier
+
+        try:
+            fed = feed_frontier(self.settings, list(sources))
+        except Exception:  # a scheduler job: log the traceback, keep the service running
+            logger.exception("feeding group %s (%s) to the shared frontier failed", group, " ".join(sources))
+            return 1
+        logger.info("group %s fed to the shared frontier: %d start document(s) of %s", group, fed,
+                    " ".join(sources))
+        return 0
 
     def run_digest(self) -> None:
         module = _digest_module()

@@ -53,10 +53,8 @@ redis.call('ZREM', KEYS[1], top[1])
 redis.call('HSET', KEYS[2], ARGV[1], top[2] .. ' ' .. top[1])
 return top[1]
 """
-# Put every leased request of a hash back in its queue: KEYS in-flight hash, queue[, heartbeat].
-# With a heartbeat key, nothing moves while it exists (the worker is alive after all): -1.
+# Put every leased request of a hash back in its queue: KEYS in-flight hash, queue.
 _REQUEUE = """
-if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local entries = redis.call('HGETALL', KEYS[1])
 for i = 1, #entries, 2 do
   local value = entries[i + 1]
@@ -65,6 +63,25 @@ for i = 1, #entries, 2 do
 end
 redis.call('DEL', KEYS[1])
 return #entries / 2
+"""
+# A dead worker's leases back to their queues and its registration gone, in one step, so two
+# workers reclaiming at once cannot split or double it: KEYS heartbeat, registry, then
+# (in-flight hash, queue) per source; ARGV worker id. -1: alive after all; -2: already reclaimed.
+_RECLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return -2 end
+local moved = 0
+for k = 3, #KEYS, 2 do
+  local entries = redis.call('HGETALL', KEYS[k])
+  for i = 1, #entries, 2 do
+    local value = entries[i + 1]
+    local cut = string.find(value, ' ', 1, true)
+    redis.call('ZADD', KEYS[k + 1], string.sub(value, 1, cut - 1), string.sub(value, cut + 1))
+    moved = moved + 1
+  end
+  redis.call('DEL', KEYS[k])
+end
+return moved
 """
 
 
@@ -129,6 +146,7 @@ class Frontier:
         self.lease_seconds = lease_seconds
         self._pop = client.register_script(_POP)
         self._requeue = client.register_script(_REQUEUE)
+        self._reclaim = client.register_script(_RECLAIM)
 
     def close(self) -> None:
         self.client.close()
@@ -167,11 +185,9 @@ class Frontier:
         """The leased request is done (handled, or failed for good)."""
         self.client.hdel(self.keys.inflight(source_id, worker_id), token)
 
-    def requeue(self, source_id: str, worker_id: str, *, only_if_dead: bool = False) -> int:
-        """Put a worker's leased requests of a source back in the queue; -1 if it is alive after all."""
+    def requeue(self, source_id: str, worker_id: str) -> int:
+        """Put a worker's leased requests of a source back in the queue; returns how many."""
         keys = [self.keys.inflight(source_id, worker_id), self.keys.requests(source_id)]
-        if only_if_dead:
-            keys.append(self.keys.heartbeat(worker_id))
         return int(self._requeue(keys=keys))
 
     def forget(self, source_id: str, fingerprints: Sequence[str]) -> None:
@@ -209,13 +225,15 @@ class Frontier:
         for info in self.workers():
             if info.alive:
                 continue
-            moved = [self.requeue(source_id, info.worker_id, only_if_dead=True) for source_id in info.sources]
-            if any(n < 0 for n in moved):
-                continue    # it renewed its heartbeat meanwhile
-            self.client.hdel(self.keys.workers, info.worker_id)
-            reclaimed[info.worker_id] = sum(moved)
+            keys = [self.keys.heartbeat(info.worker_id), self.keys.workers]
+            for source_id in info.sources:
+                keys += [self.keys.inflight(source_id, info.worker_id), self.keys.requests(source_id)]
+            moved = int(self._reclaim(keys=keys, args=[info.worker_id]))
+            if moved < 0:
+                continue    # alive again, or another worker reclaimed it first
+            reclaimed[info.worker_id] = moved
             logger.warning("worker %s (pid %s on %s) stopped renewing its heartbeat; %d request(s) it held "
-                           "went back to the queue", info.worker_id, info.pid, info.host, sum(moved))
+                           "went back to the queue", info.worker_id, info.pid, info.host, moved)
         return reclaimed
 
     def retire(self, worker_id: str, source_ids: Sequence[str]) -> int:

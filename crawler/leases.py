@@ -35,6 +35,7 @@ import redis
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import BaseSettings
+from scrapy.utils.misc import load_object
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
@@ -323,7 +324,15 @@ class FrontierScheduler(Scheduler):  # type: ignore[misc]
         return scheduler
 
     def open(self, spider: Spider) -> None:
-        super().open(spider)
+        """scrapy-redis's open, without its deprecated Spider.log() call."""
+        self.spider = spider
+        self.queue = load_object(self.queue_cls)(server=self.server, spider=spider,
+                                                 key=self.queue_key % {"spider": spider.name},
+                                                 serializer=self.serializer)
+        self.df: Any = load_object(self.dupefilter_cls).from_spider(spider)
+        queued = len(self.queue)
+        if queued:
+            logger.info("%s: joining a shared crawl, %d request(s) queued", spider.name, queued)
         # the engine asks an idle scheduler again every 5 s by default; other workers fill this queue
         self.crawler.engine._SLOT_HEARTBEAT_INTERVAL = QUEUE_POLL_SECONDS
 

@@ -30,6 +30,7 @@ import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler, CrawlerProcess
 from scrapy.exceptions import DontCloseSpider, IgnoreRequest
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.logs import RUN_ID
 from config.settings import masked_url
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from typing import Self
 
     from scrapy.http import Response
+    from sqlalchemy.engine import Engine
     from twisted.python.failure import Failure
 
     from config import Settings
@@ -306,7 +308,7 @@ def run_worker(
     ruleset = load_ruleset(settings)
     frontier = connect_frontier(settings.frontier)
     heartbeat_frontier = connect_frontier(settings.frontier)    # the heartbeat thread's own client
-    engine = open_store(settings)
+    engine = _open_shared_store(settings)
     worker_id = new_worker_id()
     ids = [s.id for s in sources]
     per_source: dict[str, SourceRunStats] = {}
@@ -347,6 +349,25 @@ def run_worker(
         heartbeat_frontier.close()
     return WorkerSummary(run_id=run_id, per_source=per_source, status=status, rules_version=ruleset.version,
                          counters=counters, worker_id=worker_id, requeued=requeued)
+
+
+def _open_shared_store(settings: Settings) -> Engine:
+    """open_store, when other workers starting at the same moment may be migrating the same store."""
+    from store import StoreError, is_up_to_date, make_engine
+
+    for attempt in range(3):
+        try:
+            return open_store(settings)
+        except CrawlError:
+            try:
+                if is_up_to_date(settings.database_url):    # another worker's migration won
+                    return make_engine(settings.database_url)
+            except (StoreError, SQLAlchemyError):
+                pass
+            if attempt == 2:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _crawl(

@@ -7,11 +7,14 @@ Concurrency: several crawl processes may write at once (PostgreSQL, or SQLite in
 Every insert that could race is an ``INSERT ... ON CONFLICT DO NOTHING`` against a unique
 constraint (documents.canonical_url, candidates.document_id, candidates.text_sha256,
 minhash_bands' primary key), and the loser reads the winner's row. Look-ups before an insert
-are only shortcuts; the constraints decide.
+are only shortcuts; the constraints decide. What no constraint can decide, that two near-copies
+belong to one story, is serialised on PostgreSQL by advisory locks on the page's text hash and
+band keys (``_wait_for_lookalikes``); SQLite has one writer at a time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Insert, and_, delete, insert, or_, select
+from sqlalchemy import ColumnElement, CursorResult, Insert, and_, delete, func, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -197,6 +200,7 @@ def _existing_outcome(session: Session, document: Document) -> RecordOutcome:
 
 def _queue(session: Session, document: Document) -> _Queued:
     """Queue a flagged document: link it as a verbatim copy, or join/create its story."""
+    _wait_for_lookalikes(session, document)
     original = _queued_copy_of(session, document)
     if original is not None:
         document.duplicate_of_document_id = original.document_id
@@ -250,6 +254,33 @@ def _queue(session: Session, document: Document) -> _Queued:
     _set_narratives(session, candidate_id, document.narratives)
     session.flush()
     return _Queued(candidate_id, None, story_id)
+
+
+def _wait_for_lookalikes(session: Session, document: Document) -> None:
+    """PostgreSQL: wait until no other open transaction is queueing a page that looks like this one.
+
+    The look-ups that follow (a queued verbatim copy, a near-copy's story) cannot see a candidate
+    another writer has inserted but not committed, and no unique constraint says "same story":
+    two near-copies queued at the same moment would each open a story of their own. So each
+    writer first takes transaction-scoped advisory locks on the page's text hash and MinHash band
+    keys, in sorted order (no deadlock among writers); a writer sharing any of them waits for the
+    other's commit, and its look-ups (READ COMMITTED: a new snapshot per statement) then see it.
+    SQLite needs nothing: a write transaction there already excludes every other writer.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = {f"band:{key}" for key in session.scalars(
+        select(MinhashBand.band_key).where(MinhashBand.document_id == document.id))}
+    if document.text_sha256:
+        keys.add(f"text:{document.text_sha256}")
+    for lock_id in sorted({_advisory_lock_id(key) for key in keys}):
+        session.execute(select(func.pg_advisory_xact_lock(lock_id)))
+
+
+def _advisory_lock_id(key: str) -> int:
+    """A signed 64-bit PostgreSQL advisory lock id for ``key`` (namespaced to the story lookup)."""
+    digest = hashlib.sha256(f"dwatch-story:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _set_narratives(session: Session, candidate_id: int, tags: Sequence[Any] | None) -> None:

@@ -4,6 +4,7 @@
     with SiteServer(site) as server:
         server.url("/sitemap.xml")            # "http://127.0.0.1:54321/sitemap.xml"
         server.delay = 0.2                    # every article answer waits 0.2 s from now on
+        server.fail["/news/3.html"] = 500     # answered with this status until removed
         server.article_hits()                 # {"/news/7.html": 1, ...}: how often each was fetched
 
 Three sources on the one site, each with its own articles: a sitemap index (two child
@@ -163,9 +164,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         path = self.path.split("?", 1)[0]
         body, kind = self.server.answer(path)
-        self.send_response(200 if body is not None else 404)
+        status = self.server.fail.get(path, 200 if body is not None else 404)
+        if status != 200:
+            body = None
+        self.send_response(status)
         self.send_header("Content-Type", kind)
-        payload = body if body is not None else b"not found"
+        payload = body if body is not None else f"HTTP {status}".encode()
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -181,6 +185,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.site = site
         self.delay = 0.0
+        self.fail: dict[str, int] = {}
         self.lock = threading.Lock()
         self.log: list[str] = []
         self.documents = self._documents(f"http://127.0.0.1:{self.server_address[1]}")
@@ -264,6 +269,11 @@ class SiteServer:
     def delay(self, seconds: float) -> None:
         with self._server.lock:
             self._server.delay = seconds
+
+    @property
+    def fail(self) -> dict[str, int]:
+        """path -> the error status it is answered with (edit it while serving)."""
+        return self._server.fail
 
     @property
     def log(self) -> list[str]:

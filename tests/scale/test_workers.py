@@ -11,7 +11,10 @@ once, then:
      timeout) and only requests the killed worker held were fetched twice;
   3. two workers on SQLite (WAL, busy timeout): the same store as the reference, each page once;
   4. SIGTERM stops a worker cleanly (run "interrupted", nothing of its held), and a new worker
-     crawls the rest: each page fetched once over both.
+     crawls the rest: each page fetched once over both;
+  5. fed again (a small site): feeds and sitemaps not due are not fetched, the listing is, no
+     stored article is fetched again, and an article that failed with a 500 (retried once through
+     the queue) is requested again and stored.
 """
 
 from __future__ import annotations
@@ -259,4 +262,42 @@ def test_sigterm_stops_a_worker_cleanly_and_the_next_one_crawls_the_rest(
     assert state.runs == [("worker", "interrupted"), ("worker", "ok")]
     assert sorted(state.documents) == site.articles
     assert hits == Counter(site.articles)                  # over both workers: each page once
+    assert leftovers(frontier) == {}
+
+
+def test_a_second_feed_fetches_only_what_is_due_and_retries_a_failed_article(
+    frontier_url: str, prefix: str, frontier: Frontier, tmp_path: Path
+) -> None:
+    small = build_site(12, accounts=3, verbatim=1, near=1)
+    failing = small.sources["listing"][0]
+    database = f"sqlite:///{tmp_path / 'data' / 'dwatch.sqlite3'}"
+    with SiteServer(small) as server:
+        server.fail[failing] = 500
+        config_dir = write_config(tmp_path / "config", server.sources(), prefix=prefix)
+        env = worker_env(tmp_path / "data", database, frontier_url)
+        assert feed(config_dir, env) == 3
+        first = start_worker(config_dir, env, tmp_path / "first")
+        assert first.wait(WORKER_TIMEOUT) == 0, first.stderr[-3000:]
+        after_first = Counter(server.log)
+        failed = queue_state(database).documents[failing]
+        del server.fail[failing]
+        assert feed(config_dir, env) == 3
+        second = start_worker(config_dir, env, tmp_path / "second")
+        assert second.wait(WORKER_TIMEOUT) == 0, second.stderr[-3000:]
+        total = Counter(server.log)
+
+    assert failed == ("failed", False)
+    assert after_first[failing] == 2                      # retried once (through the shared queue)
+    others = [p for p in small.pages if p != failing]
+    assert {p: after_first[p] for p in others} == dict.fromkeys(others, 1)
+    second_round = total - after_first
+    del second_round["/robots.txt"]      # each crawler that fetches asks for it once
+    # the feed and the child sitemaps are not due yet; the index and the listing are read every time
+    assert second_round == Counter({"/sitemap.xml": 1, "/list/1.html": 1, "/list/2.html": 1, failing: 1})
+    state = queue_state(database)
+    flagged = failing in {*small.accounts, *small.verbatim, *small.near}
+    assert state.documents[failing] == ("extracted", flagged)
+    assert sorted(state.documents) == small.articles
+    assert state.runs == [("worker", "partial"), ("worker", "ok")]     # the 500 was an error of run 1
+    assert sum(state.candidates.values()) == small.expected_candidates
     assert leftovers(frontier) == {}

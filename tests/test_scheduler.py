@@ -299,3 +299,51 @@ def test_without_the_digest_module_the_job_is_left_out(
     monkeypatch.setitem(sys.modules, "review.digest", None)   # import review.digest -> ImportError
     assert scheduler._digest_module() is None
     assert "no daily digest: review.digest cannot be imported" in caplog.text
+
+
+# ------------------------------------------------------------------ with a shared frontier
+
+
+def test_with_a_shared_frontier_a_group_is_fed_to_the_workers_not_crawled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    from crawler.frontier import Frontier, FrontierKeys
+    from tests.services import redis_url
+
+    url = redis_url()
+    prefix = f"dwt-sched-{os.getpid()}-{time.monotonic_ns()}"
+    config_dir = write_config(tmp_path / "c", "http://127.0.0.1:9")
+    (config_dir / "settings.yaml").write_text(yaml.safe_dump({"frontier": {"key_prefix": prefix}}),
+                                              encoding="utf-8")
+    env = {"DWATCH_DATA_DIR": str(tmp_path / "d"), "DWATCH_REDIS_URL": url}
+    settings = load_settings(config_dir, env=env)
+    urls = {source.id: source.urls for source in settings.sources}
+
+    def no_crawl(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"a crawl process was started: {args}")
+
+    monkeypatch.setattr(scheduler.subprocess, "Popen", no_crawl)
+    service = scheduler.CrawlScheduler(settings)
+    frontier = Frontier(redis.Redis.from_url(url), FrontierKeys(prefix), lease_seconds=300)
+    try:
+        with caplog.at_level("INFO", logger="scheduler"):
+            assert service.run_group("feeds", ["demo-news-rss", "demo-world-atom"]) == 0
+        assert frontier.pop_seeds("demo-news-rss", 10) == urls["demo-news-rss"]
+        assert frontier.pop_seeds("demo-world-atom", 10) == urls["demo-world-atom"]
+        assert frontier.pop_seeds("demo-sitemap", 10) == []      # not in the group
+        fed = "group feeds fed to the shared frontier: 2 start document(s) of demo-news-rss demo-world-atom"
+        assert fed in caplog.text
+        # Redis gone: the job logs why and the service goes on
+        broken = settings.model_copy(update={"frontier": settings.frontier.model_copy(
+            update={"redis_url": "redis://127.0.0.1:1/0"})})
+        with caplog.at_level("INFO", logger="scheduler"):
+            assert scheduler.CrawlScheduler(broken).run_group("feeds", ["demo-news-rss"]) == 1
+        assert "feeding group feeds (demo-news-rss) to the shared frontier failed" in caplog.text
+        assert "cannot reach Redis at redis://127.0.0.1:1/0" in caplog.text
+    finally:
+        keys = list(frontier.client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            frontier.client.delete(*keys)
+        frontier.close()

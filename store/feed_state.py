@@ -13,6 +13,10 @@ The interval adapts to how often the document changes (`next_interval`): it halv
 change and grows 1.5x after an unchanged poll, clamped to [min_minutes, max_minutes]; a new
 URL starts at min_minutes. A failed fetch or an unreadable document records nothing, so the
 URL stays due and its error is reported again on the next run.
+
+Several crawler processes may poll one URL (workers of a shared frontier): `record_poll`
+locks the row it updates (SELECT ... FOR UPDATE; SQLite: the write lock) and inserts a URL's
+first row with ON CONFLICT DO NOTHING, so no poll is lost and two first polls make one row.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, get_args
 
-from sqlalchemy import select
+from sqlalchemy import Insert, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.errors import StoreError
@@ -142,20 +148,25 @@ def record_poll(
     if outcome == "changed" and kind is None:
         raise StoreError(f"feed {url}: a 'changed' poll needs the document kind (feed, urlset, ...)")
     now = now or utcnow()
-    state = session.scalar(
-        select(FeedState).where(FeedState.source_id == source_id, FeedState.url == url)
-    )
+    state = _locked_state(session, source_id, url)
+    if state is None and outcome == "changed":
+        interval = next_interval(None, changed=True, min_minutes=min_minutes, max_minutes=max_minutes)
+        first = _insert_first_poll(session, {
+            "source_id": source_id, "url": url, "kind": kind, "etag": etag,
+            "last_modified": last_modified, "body_sha256": body_sha256, "checked_at": now,
+            "changed_at": now, "next_poll_at": now + timedelta(minutes=interval),
+            "interval_minutes": interval, "polls": 1, "changes": 1,
+        })
+        if first is not None:
+            session.commit()
+            return _row(session.get_one(FeedState, first))
+        state = _locked_state(session, source_id, url)   # another process polled it first
     if state is None:
-        if outcome != "changed":
-            raise StoreError(
-                f"feed {url} of source {source_id}: no stored state, so it cannot be {outcome}; "
-                "record its first poll as 'changed'"
-            )
-        state = FeedState(source_id=source_id, url=url, polls=0, changes=0)
-        session.add(state)
-        previous: float | None = None
-    else:
-        previous = state.interval_minutes
+        raise StoreError(
+            f"feed {url} of source {source_id}: no stored state, so it cannot be {outcome}; "
+            "record its first poll as 'changed'"
+        )
+    previous = state.interval_minutes
     changed = outcome == "changed"
     interval = next_interval(previous, changed=changed, min_minutes=min_minutes, max_minutes=max_minutes)
     if kind is not None:
@@ -174,3 +185,34 @@ def record_poll(
     state.polls += 1
     session.commit()
     return _row(state)
+
+
+def _locked_state(session: Session, source_id: str, url: str) -> FeedState | None:
+    """The row of (source_id, url), locked until commit, as stored now (never a stale copy).
+
+    PostgreSQL locks the row (FOR UPDATE). SQLite has no row locks, and Python's sqlite3 reads
+    outside a transaction until the first write: a no-op UPDATE first takes the database's
+    write lock, so the read that follows is the latest and nobody writes before our commit.
+    """
+    where = (FeedState.source_id == source_id, FeedState.url == url)
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(FeedState).where(*where).values(polls=FeedState.polls))
+    return session.scalar(
+        select(FeedState).where(*where).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def _insert_first_poll(session: Session, values: dict[str, object]) -> int | None:
+    """Insert a URL's first row; its id, or None when another process's row is already there."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        make_insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        stmt: Insert = make_insert(FeedState).values(**values).on_conflict_do_nothing(
+            index_elements=["source_id", "url"]
+        )
+        return session.execute(stmt.returning(FeedState.id)).scalar_one_or_none()
+    try:
+        with session.begin_nested():
+            return session.execute(insert(FeedState).values(**values).returning(FeedState.id)).scalar_one()
+    except IntegrityError:
+        return None

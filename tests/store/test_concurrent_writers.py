@@ -1,24 +1,26 @@
 """Several processes writing one store at once (the scale-out case): nothing twice, nothing lost,
-and near-copies still gathered into one story.
+near-copies still gathered into one story, every feed poll counted.
 
 Four writer processes start together; for each of GROUPS stories, writer ``w`` stores its own
 near-copy (the story's text with ``w`` of its 16 MinHash bands altered) and then a verbatim copy
 of the story's first text under its own URL. On PostgreSQL the writers' transactions overlap
 (on SQLite one writer at a time holds the lock), so two near-copies queued at the same moment
-must still find each other.
+must still find each other. The same writers then record polls of the same feeds at once.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Barrier
 
 from sqlalchemy import select
 
 from store import make_engine, make_session_factory, queue
-from store.models import Candidate, Document, Story
+from store.feed_state import record_poll
+from store.models import Candidate, Document, FeedState, Story
 from tests.store.pages import make_page, signature
 
 WRITERS = 4
@@ -50,10 +52,25 @@ def _write(url: str, writer: int, start: Barrier) -> None:
         engine.dispose()
 
 
-def _run_writers(url: str) -> None:
+def _poll(url: str, writer: int, start: Barrier) -> None:
+    """One writer process: a poll of each feed (the first one of each is 'changed')."""
+    engine = make_engine(url)
+    try:
+        factory = make_session_factory(engine)
+        start.wait(timeout=60)
+        for feed in range(GROUPS):
+            with factory() as session:
+                record_poll(session, source_id="wire", url=f"https://wire.example/feed{feed}.xml",
+                            outcome="changed", kind="feed", body_sha256=f"{writer:064x}",
+                            min_minutes=10, max_minutes=720)
+    finally:
+        engine.dispose()
+
+
+def _run_writers(url: str, target: Callable[[str, int, Barrier], None] = _write) -> None:
     context = multiprocessing.get_context("fork")
     start = context.Barrier(WRITERS)
-    writers = [context.Process(target=_write, args=(url, w, start)) for w in range(WRITERS)]
+    writers = [context.Process(target=target, args=(url, w, start)) for w in range(WRITERS)]
     for process in writers:
         process.start()
     for process in writers:
@@ -111,3 +128,18 @@ def test_four_writers_at_once_store_every_page_once_and_keep_each_story_whole(mi
         members = [by_id[c.document_id] for c in candidates if c.story_id == candidate.story_id]
         earliest = min(members, key=lambda d: (d.published, d.id))
         assert by_id[stories[candidate.story_id]].published == earliest.published
+
+
+def test_polls_of_one_feed_by_four_writers_at_once_make_one_row_and_all_count(migrated_url: str) -> None:
+    _run_writers(migrated_url, _poll)
+
+    engine = make_engine(migrated_url)
+    try:
+        with make_session_factory(engine)() as session:
+            rows = session.execute(select(FeedState.url, FeedState.polls, FeedState.changes,
+                                          FeedState.interval_minutes)).all()
+    finally:
+        engine.dispose()
+    assert len(rows) == len({r.url for r in rows}) == GROUPS
+    # four changed polls each: the interval started at the minimum and stayed there
+    assert {(r.polls, r.changes, r.interval_minutes) for r in rows} == {(WRITERS, WRITERS, 10.0)}

@@ -321,6 +321,7 @@ class FrontierScheduler(Scheduler):  # type: ignore[misc]
         crawler.signals.connect(scheduler._item_stored, signal=signals.item_scraped)
         crawler.signals.connect(scheduler._item_lost, signal=signals.item_dropped)
         crawler.signals.connect(scheduler._item_lost, signal=signals.item_error)
+        crawler.signals.connect(scheduler._callback_failed, signal=signals.spider_error)
         return scheduler
 
     def open(self, spider: Spider) -> None:
@@ -350,6 +351,13 @@ class FrontierScheduler(Scheduler):  # type: ignore[misc]
         self.stats.inc_value("scheduler/enqueued/redis")
         return True
 
+    def has_pending_requests(self) -> bool:
+        try:
+            return len(self) > 0
+        except redis.RedisError as exc:   # not idle: next_request tries again
+            logger.warning("%s: cannot read the shared queue: %s", self.spider.name, exc)
+            return True
+
     def next_request(self) -> Request | None:
         try:
             request: Request | None = self.queue.pop()
@@ -375,6 +383,10 @@ class FrontierScheduler(Scheduler):  # type: ignore[misc]
 
     def _item_lost(self, item: Any) -> None:
         self.leases.settle(item, forget=True)
+
+    def _callback_failed(self, failure: Any, response: Any) -> None:
+        """A callback or errback raised: the request failed for good (the error is counted)."""
+        self.leases.complete(getattr(response, "request", None))
 
 
 class FrontierIncrementalMiddleware(IncrementalMiddleware):

@@ -54,6 +54,7 @@ from crawler.runner import (
 from crawler.settings import scrapy_settings
 from crawler.spiders import FeedSpider, ListingSpider, SitemapSpider, SourceSpider
 from crawler.spiders.sitemaps import is_robots_url
+from store.errors import StoreError
 from store.records import SourceRunStats
 
 if TYPE_CHECKING:
@@ -131,12 +132,18 @@ class FrontierSpider(SourceSpider):
             super().source_ok(response, kind)
             return
         self.stats.inc_value(runstats.SOURCE_OK)
-        record = functools.partial(poller.record, response, "changed", kind)
+        record = functools.partial(self._record_poll, poller, response, kind)
         leases = leases_of(self.crawler)
         if leases is None:
             record()
         else:
             leases.after(response.request, record)
+
+    def _record_poll(self, poller: FeedPoller, response: Response, kind: DocumentKind) -> None:
+        try:
+            poller.record(response, "changed", kind)
+        except StoreError as exc:     # polled again next time: nothing lost
+            self.source_error(response.url, f"poll state not stored: {exc}")
 
     # ------------------------------------------------------------ failures end leases too
 
@@ -325,7 +332,10 @@ def run_worker(
         heartbeat = Heartbeat(heartbeat_frontier, worker_info(worker_id, ids))
         run_token = RUN_ID.set(run_id)
         try:
-            reclaimed = heartbeat.start()
+            try:
+                reclaimed = heartbeat.start()
+            except redis.RedisError as exc:
+                raise CrawlError(f"cannot register with the shared frontier: {exc}") from exc
             logger.info("worker %s (run %s): crawling %s from %s (prefix %s); took back %d request(s) "
                         "of stopped workers", worker_id, run_id, ", ".join(ids),
                         masked_url(settings.frontier.redis_url or ""), frontier.keys.prefix,

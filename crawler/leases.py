@@ -67,6 +67,7 @@ __all__ = [
     "LeaseTracker",
     "LeasedPriorityQueue",
     "SourceDupeFilter",
+    "frontier_context",
     "frontier_from",
     "leases_of",
 ]
@@ -97,11 +98,12 @@ def frontier_from(settings: BaseSettings) -> FrontierContext | None:
     return value if isinstance(value, FrontierContext) else None
 
 
-def _required(settings: BaseSettings) -> FrontierContext:
+def frontier_context(settings: BaseSettings) -> FrontierContext:
+    """The worker's FrontierContext; a clear error when the crawler has none."""
     context = frontier_from(settings)
     if context is None:
         raise ValueError(
-            f"crawler setting {FRONTIER_SETTING} is missing; start workers through crawler.run_worker"
+            f"crawler setting {FRONTIER_SETTING} is missing; start workers through crawler.worker.run_worker"
         )
     return context
 
@@ -241,7 +243,7 @@ class LeasedPriorityQueue(PriorityQueue):  # type: ignore[misc]  # scrapy-redis 
 
     def __init__(self, server: Any, spider: Spider, key: str, serializer: Any = None) -> None:
         super().__init__(server, spider, key, serializer)
-        context = _required(spider.crawler.settings)
+        context = frontier_context(spider.crawler.settings)
         self.frontier = context.frontier
         self.worker_id = context.worker_id
         self.source_id = spider.name
@@ -284,7 +286,7 @@ class SourceDupeFilter(RFPDupeFilter):  # type: ignore[misc]
 
     @classmethod
     def from_spider(cls, spider: Spider) -> Self:
-        context = _required(spider.crawler.settings)
+        context = frontier_context(spider.crawler.settings)
         debug = spider.crawler.settings.getbool("DUPEFILTER_DEBUG")
         return cls(context.frontier.client, context.frontier.keys.dupefilter(spider.name),
                    spider.crawler.request_fingerprinter, debug=debug)
@@ -305,7 +307,7 @@ class FrontierScheduler(Scheduler):  # type: ignore[misc]
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        context = _required(crawler.settings)
+        context = frontier_context(crawler.settings)
         keys = context.frontier.keys
         scheduler = cls(
             server=context.frontier.client,

@@ -90,6 +90,7 @@ class Report:
     views: list[ViewRow]
     calls: list[CallRow]
     plans: dict[str, list[str]]
+    load: tuple[float, float]    # the machine's 1-minute load average before and after
 
 
 def views(today: date) -> list[tuple[str, QueueQuery]]:
@@ -203,6 +204,7 @@ def run_backend(url: str, store: BuiltStore, repeat: int) -> Report:
     factory = make_session_factory(engine)
     plans: dict[str, list[str]] = {}
     rows: list[ViewRow] = []
+    load_before = os.getloadavg()[0]
     try:
         for label, query in views(store.last_day):
             with captured(engine) as statements, factory() as session:
@@ -218,7 +220,8 @@ def run_backend(url: str, store: BuiltStore, repeat: int) -> Report:
     finally:
         engine.dispose()
     backend = make_url(url).get_backend_name()
-    return Report(backend, current_revision(url), store, rows, other, plans)
+    return Report(backend, current_revision(url), store, rows, other, plans,
+                  (load_before, os.getloadavg()[0]))
 
 
 # ---------------------------------------------------------------- printing
@@ -236,7 +239,8 @@ def format_report(report: Report) -> str:
         f"== {report.backend}, migration {report.revision}: {store.documents:,} documents, "
         f"{store.candidates:,} candidates, {store.counts.get('decisions', 0):,} decisions, "
         f"{store.counts.get('candidate_narratives', 0):,} narrative tags; today = "
-        f"{store.last_day.isoformat()} ({built})",
+        f"{store.last_day.isoformat()} ({built}); load average {report.load[0]:.2f} before, "
+        f"{report.load[1]:.2f} after",
         "",
     ]
     views_table = format_table(

@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     Dialect,
     Float,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -260,6 +262,21 @@ class Candidate(Base):
         Index(None, "status", "queued_at"),
         Index(None, "score"),
     )
+
+
+# The queue's date: publication, else the time it was queued (store/query.py when_column). Its
+# order and ranges are served by an index on it, alone and after each equality filter of the
+# queue (migration 0005; figures in bench/README.md). SQLite cannot reflect expression indexes,
+# so a migration that rebuilds candidates in batch mode on SQLite must create them again.
+def _pub_or_queued() -> ColumnElement[datetime]:
+    return func.coalesce(Candidate.published, Candidate.queued_at)
+
+
+Index("ix_candidates_pub_or_queued", _pub_or_queued())
+Index("ix_candidates_status_pub_or_queued", Candidate.status, _pub_or_queued())
+Index("ix_candidates_lang_pub_or_queued", Candidate.lang, _pub_or_queued())
+Index("ix_candidates_channel_pub_or_queued", Candidate.channel, _pub_or_queued())
+Index("ix_candidates_source_id_pub_or_queued", Candidate.source_id, _pub_or_queued())
 
 
 class CandidateNarrative(Base):

@@ -111,8 +111,15 @@ def test_queue_latency_prints_every_query_on_sqlite_and_reuses_its_store(tmp_pat
     counted = check_queue_section(match, section)
     views = tables(section)[0]
     plans = {row[0]: row[-1] for row in views[1:]}
+    # the indexes chosen for the queue (migration 0005) are the ones SQLite reads it by
     assert plans["today (default view)"].startswith("candidates: search ix_candidates_queued_at")
-    assert "candidate_narratives" in plans["narrative coercion"]
+    assert plans["all dates"].startswith("candidates: scan ix_candidates_pub_or_queued")
+    assert plans["published in a month"].startswith("candidates: search ix_candidates_pub_or_queued")
+    for label, index in [("status new", "status"), ("lang ar", "lang"), ("channel backfill", "channel"),
+                         ("source src-07", "source_id")]:
+        assert plans[label].startswith(f"candidates: search ix_candidates_{index}_pub_or_queued"), label
+    assert "sort order by" not in " ".join(plans.values())   # no listing sorts a whole table
+    assert "candidate_narratives: search" in plans["narrative coercion"]
 
     again = sections(bench("queue_latency.py", *args))["sqlite"]
     assert "(reused)" in again[1].splitlines()[0]

@@ -11,7 +11,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.orm import Session
 
-from store import current_revision, downgrade_database, make_engine, queue, upgrade_database
+from store import (
+    current_revision,
+    downgrade_database,
+    head_revision,
+    make_engine,
+    queue,
+    upgrade_database,
+)
 from store.backfill import (
     BackfillArgs,
     BackfillArticle,
@@ -42,10 +49,15 @@ def _diff(engine: Engine) -> list[object]:
         return list(compare_metadata(context, Base.metadata))
 
 
+# SQLite cannot reflect migration 0005's expression-based indexes (see test_migrations.py)
+@pytest.mark.filterwarnings(
+    "ignore:Skipped unsupported reflection of expression-based index:sqlalchemy.exc.SAWarning")
+@pytest.mark.filterwarnings(
+    "ignore:autogenerate skipping metadata-specified expression-based index:UserWarning")
 def test_migration_0004_adds_the_backfill_tables_and_documents_method(db_url: str) -> None:
     upgrade_database(db_url, "0003")
     upgrade_database(db_url)
-    assert current_revision(db_url) == "0004"
+    assert current_revision(db_url) == head_revision()
     engine = make_engine(db_url)
     try:
         inspector = inspect(engine)

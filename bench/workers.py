@@ -10,8 +10,10 @@ a frontier key prefix of its own in Redis (its keys deleted after). The workers 
 with --exit-when-idle, then `dwatch feed` pushes the sitemaps; a run ends when every article
 is stored. Printed per run: documents and candidates stored (every run must store the same),
 articles the site served more than once, wall time from the feed to the last article stored,
-pages per second, and the CPU seconds the workers used per page. The baseline is one
-`dwatch crawl` (one process, no frontier) of the same site.
+pages per second, the CPU seconds the crawling processes (workers or the crawl, and `dwatch
+feed`) used per page, and how busy the whole machine was meanwhile (all cores, every process:
+PostgreSQL, Redis, the site, other users). The baseline is one `dwatch crawl` (one process, no
+frontier) of the same site.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class RunResult:
     fetched_twice: int
     seconds: float
     cpu_seconds: float
+    machine_busy: float | None   # share of all cores' time busy (any process) during the run
     finished: bool     # every article stored within the time limit
 
     @property
@@ -150,6 +153,22 @@ def _stored(url: str) -> tuple[int, int]:
         engine.dispose()
 
 
+def _machine_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine since boot (Linux /proc/stat), else None."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)   # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -169,7 +188,7 @@ def run(site: Site, workers: int, args: argparse.Namespace, work: Path) -> RunRe
         if workers:
             env["DWATCH_REDIS_URL"] = args.redis
         site.reset()
-        cpu_before = _children_cpu()
+        cpu_before, ticks_before = _children_cpu(), _machine_ticks()
         commands = ([["worker", "--exit-when-idle"]] * workers) if workers else [["crawl"]]
         procs: list[subprocess.Popen[str]] = []
         with ExitStack() as logs:
@@ -185,6 +204,7 @@ def run(site: Site, workers: int, args: argparse.Namespace, work: Path) -> RunRe
                     if feed.returncode != 0:
                         raise RuntimeError(f"dwatch feed failed ({feed.returncode}): {feed.stderr[-2000:]}")
                 finished, seconds = _wait_for_articles(url, args.articles, started, args.timeout, procs)
+                busy = _busy_share(ticks_before, _machine_ticks())
                 for proc in procs:
                     try:
                         proc.wait(timeout=IDLE_SECONDS * 6 + 30)
@@ -201,7 +221,7 @@ def run(site: Site, workers: int, args: argparse.Namespace, work: Path) -> RunRe
         cpu = _children_cpu() - cpu_before
         documents, candidates = _stored(url)
     twice = sum(1 for count in site.stats().values() if count > 1)
-    return RunResult(label, max(workers, 1), documents, candidates, twice, seconds, cpu, finished)
+    return RunResult(label, max(workers, 1), documents, candidates, twice, seconds, cpu, busy, finished)
 
 
 def _wait_for_articles(url: str, articles: int, started: float, timeout: float,
@@ -257,11 +277,12 @@ def machine(args: argparse.Namespace) -> str:
 
 def format_results(results: list[RunResult]) -> str:
     header = ["run", "processes", "documents", "candidates", "fetched twice", "wall s", "pages/s",
-              "pages/s per process", "CPU s per page"]
+              "pages/s per process", "crawler CPU s/page", "machine busy"]
     rows = [[r.label + ("" if r.finished else " (UNFINISHED)"), str(r.workers), str(r.documents),
              str(r.candidates), str(r.fetched_twice), f"{r.seconds:.1f}", f"{r.pages_per_second:.1f}",
              f"{r.pages_per_second / r.workers:.1f}",
-             f"{r.cpu_seconds / r.documents:.3f}" if r.documents else "-"] for r in results]
+             f"{r.cpu_seconds / r.documents:.3f}" if r.documents else "-",
+             f"{r.machine_busy:.0%}" if r.machine_busy is not None else "-"] for r in results]
     return format_table(header, rows, right=set(range(1, len(header))))
 
 

@@ -25,7 +25,7 @@ VIEWS = [
 ]
 CALLS = [
     "queue_facets", "get_candidate (random ids)", "weekly_overview, all weeks",
-    "weekly_overview, last 12 weeks", "iter_export, a selection of 500",
+    "weekly_overview, since 12 weeks", "iter_export, a selection of 500",
     "iter_export, the digest's day", "iter_export, accepted in a month",
 ]
 
@@ -168,6 +168,8 @@ def test_workers_bench_stores_every_article_once_with_each_worker_count() -> Non
     assert table[0][:3] == ["run", "processes", "documents"]
     assert [row[0] for row in table[1:]] == [
         "dwatch crawl (no frontier)", "dwatch worker x1", "dwatch worker x2"]
+    assert table[0][-2:] == ["crawler CPU s/page", "machine busy"]
     for row in table[1:]:
         assert row[2:5] == ["60", site.group(1), "0"], row   # documents, candidates, fetched twice
         assert float(row[6]) > 0 and float(row[8]) > 0
+        assert 0 < int(row[9].rstrip("%")) <= 100

@@ -9,11 +9,12 @@ source) is crawled once per worker count against PostgreSQL + Redis: a fresh dat
 a frontier key prefix of its own in Redis (its keys deleted after). The workers are started
 with --exit-when-idle, then `dwatch feed` pushes the sitemaps; a run ends when every article
 is stored. Printed per run: documents and candidates stored (every run must store the same),
-articles the site served more than once, wall time from the feed to the last article stored,
-pages per second, the CPU seconds the crawling processes (workers or the crawl, and `dwatch
-feed`) used per page, and how busy the whole machine was meanwhile (all cores, every process:
-PostgreSQL, Redis, the site, other users). The baseline is one `dwatch crawl` (one process, no
-frontier) of the same site.
+articles the site served more than once, wall time from starting the processes (start-up
+included; the feed follows at once) to the last article stored, pages per second, the CPU
+seconds the crawling processes (workers or the crawl, and `dwatch feed`) used per page, and
+how busy the whole machine was meanwhile (all cores, every process: PostgreSQL, Redis, the
+site, other users). The baseline is one `dwatch crawl` (one process, no frontier) of the
+same site. Figures and how to read them: bench/README.md.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RunSummary", "load_ruleset", "main", "run_crawl", "select_sources", "skip_unhealthy"]
+__all__ = ["RunSummary", "collect_stats", "load_ruleset", "main", "run_crawl", "select_sources",
+           "skip_unhealthy"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,23 @@ def _stats_of(crawler: Crawler) -> dict[str, Any]:
     return dict(collector.get_stats()) if collector is not None else {}
 
 
+def collect_stats(
+    crawlers: dict[str, Crawler], crashed: dict[str, str]
+) -> tuple[dict[str, SourceRunStats], dict[str, dict[str, int]]]:
+    """Per source: the run record's counters and the dwatch/* stats; a crash counts as an error."""
+    per_source: dict[str, SourceRunStats] = {}
+    counters: dict[str, dict[str, int]] = {}
+    for source_id, crawler in crawlers.items():
+        stats = _stats_of(crawler)
+        per_source[source_id] = runstats.source_run_stats(stats)
+        counters[source_id] = runstats.counters(stats)
+        if source_id in crashed:
+            row = per_source[source_id]
+            row.errors += 1
+            row.first_error = row.first_error or crashed[source_id]
+    return per_source, counters
+
+
 def _run_status(per_source: dict[str, SourceRunStats]) -> str:
     worked = [st for st in per_source.values() if st.fetched > 0 or st.errors == 0]
     if not worked:
@@ -197,14 +215,7 @@ def run_crawl(
                 deferred.addErrback(functools.partial(_crawl_crashed, crashed, source.id))
                 crawlers[source.id] = crawler
             process.start()
-            for source_id, crawler in crawlers.items():
-                stats = _stats_of(crawler)
-                per_source[source_id] = runstats.source_run_stats(stats)
-                counters[source_id] = runstats.counters(stats)
-                if source_id in crashed:
-                    row = per_source[source_id]
-                    row.errors += 1
-                    row.first_error = row.first_error or crashed[source_id]
+            per_source, counters = collect_stats(crawlers, crashed)
             status = _run_status(per_source)
             stopped = [sid for sid, c in crawlers.items() if _stats_of(c).get("finish_reason") == "shutdown"]
             if stopped and status != "failed":

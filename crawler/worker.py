@@ -31,7 +31,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config.logs import RUN_ID
 from config.settings import masked_url
-from crawler import runstats
 from crawler.context import CONTEXT_SETTING, SOURCE_SETTING, RunContext
 from crawler.errors import CrawlError
 from crawler.frontier import Frontier, WorkerInfo, connect_frontier, new_worker_id, worker_info
@@ -42,6 +41,7 @@ from crawler.runner import (
     _reactor_already_ran,
     _run_status,
     _stats_of,
+    collect_stats,
     load_ruleset,
     open_store,
     select_sources,
@@ -213,16 +213,7 @@ def _crawl(
         deferred.addErrback(functools.partial(_crawl_crashed, crashed, source.id))
         crawlers[source.id] = crawler
     process.start()
-    per_source: dict[str, SourceRunStats] = {}
-    counters: dict[str, dict[str, int]] = {}
-    for source_id, crawler in crawlers.items():
-        stats = _stats_of(crawler)
-        per_source[source_id] = runstats.source_run_stats(stats)
-        counters[source_id] = runstats.counters(stats)
-        if source_id in crashed:
-            row = per_source[source_id]
-            row.errors += 1
-            row.first_error = row.first_error or crashed[source_id]
+    per_source, counters = collect_stats(crawlers, crashed)
     status = _run_status(per_source)
     if status != "failed" and any(_stats_of(c).get("finish_reason") == "shutdown" for c in crawlers.values()):
         status = "interrupted"
